@@ -1,0 +1,14 @@
+//! spinup-smoke: proves a freshly built RAVE stack is ready and writes an
+//! ed25519-signed boot transcript bound to the image's SHA-256 digest.
+//!
+//! Data flows one way: `profile` -> `plan` -> `run` -> `probe` -> `judge`
+//! -> `report` -> `sign`. See ARCHITECTURE.md for the map.
+
+pub mod error;
+pub mod exit;
+pub mod judge;
+pub mod model;
+pub mod plan;
+pub mod probe;
+pub mod profile;
+pub mod run;

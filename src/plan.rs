@@ -1,0 +1,192 @@
+//! The plan: which checks run, in what order, and what each waits for.
+//! Pure: built from loaded profiles and the `--phase` selection.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{UserError, UserErrors};
+use crate::model::Phase;
+use crate::profile::Check;
+
+/// Checks in execution order: by phase, then topologically within a phase
+/// (stable: profile order where the graph leaves a choice).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub checks: Vec<Check>,
+}
+
+impl Plan {
+    /// Builds the plan. With `phases` non-empty, only checks of those phases
+    /// run, plus (transitively) the checks they need from any phase.
+    pub fn build(checks: Vec<Check>, phases: &[Phase]) -> Result<Plan, UserErrors> {
+        let selected = select(&checks, phases);
+        let checks: Vec<Check> = checks
+            .into_iter()
+            .filter(|c| selected.contains(&c.id))
+            .collect();
+        let ordered = order(checks)?;
+        Ok(Plan { checks: ordered })
+    }
+
+    pub fn phases(&self) -> Vec<Phase> {
+        let set: BTreeSet<Phase> = self.checks.iter().map(|c| c.phase).collect();
+        set.into_iter().collect()
+    }
+
+    pub fn in_phase(&self, phase: Phase) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(move |c| c.phase == phase)
+    }
+}
+
+fn select(checks: &[Check], phases: &[Phase]) -> BTreeSet<String> {
+    let by_id: BTreeMap<&str, &Check> = checks.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut selected = BTreeSet::new();
+    let mut stack: Vec<&str> = checks
+        .iter()
+        .filter(|c| phases.is_empty() || phases.contains(&c.phase))
+        .map(|c| c.id.as_str())
+        .collect();
+    while let Some(id) = stack.pop() {
+        if !selected.insert(id.to_string()) {
+            continue;
+        }
+        if let Some(check) = by_id.get(id) {
+            stack.extend(check.needs.iter().map(String::as_str));
+        }
+    }
+    selected
+}
+
+/// Orders by phase, then Kahn's algorithm within each phase; a cycle is
+/// reported with its path.
+fn order(checks: Vec<Check>) -> Result<Vec<Check>, UserErrors> {
+    let mut out = Vec::with_capacity(checks.len());
+    let mut by_phase: BTreeMap<Phase, Vec<Check>> = BTreeMap::new();
+    for c in checks {
+        by_phase.entry(c.phase).or_default().push(c);
+    }
+    for (_, mut pending) in by_phase {
+        let ids: BTreeSet<String> = pending.iter().map(|c| c.id.clone()).collect();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        while !pending.is_empty() {
+            let ready = pending
+                .iter()
+                .position(|c| c.needs.iter().all(|n| !ids.contains(n) || done.contains(n)));
+            match ready {
+                Some(i) => {
+                    let c = pending.remove(i);
+                    done.insert(c.id.clone());
+                    out.push(c);
+                }
+                None => return Err(cycle_error(&pending, &ids).into()),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn cycle_error(pending: &[Check], ids: &BTreeSet<String>) -> UserError {
+    let by_id: BTreeMap<&str, &Check> = pending.iter().map(|c| (c.id.as_str(), c)).collect();
+    // Walk needs from the first pending check until an id repeats.
+    let mut path: Vec<&str> = vec![pending[0].id.as_str()];
+    loop {
+        let current = by_id[path[path.len() - 1]];
+        let next = current
+            .needs
+            .iter()
+            .map(String::as_str)
+            .find(|n| ids.contains(*n) && by_id.contains_key(n));
+        let Some(next) = next else { break };
+        if let Some(start) = path.iter().position(|p| *p == next) {
+            path.drain(..start);
+            path.push(next);
+            break;
+        }
+        path.push(next);
+    }
+    let first = by_id[path[0]];
+    UserError::new(format!("dependency cycle: {}", path.join(" -> ")))
+        .at(first.location.clone())
+        .field("needs")
+        .hint("remove one of these `needs` entries so the checks can be ordered")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Location;
+    use crate::model::Severity;
+    use crate::probe::{tcp, ProbeSpec};
+    use crate::run::retry::RetryPolicy;
+    use std::time::Duration;
+
+    pub(crate) fn check(id: &str, phase: Phase, needs: &[&str]) -> Check {
+        Check {
+            id: id.into(),
+            phase,
+            description: String::new(),
+            service: "s".into(),
+            severity: Severity::Fail,
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy::ONCE,
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            hint: None,
+            probe: ProbeSpec::Tcp(tcp::Spec {
+                address: "127.0.0.1:1".into(),
+                open: true,
+            }),
+            location: Location {
+                file: "p.toml".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    fn ids(plan: &Plan) -> Vec<&str> {
+        plan.checks.iter().map(|c| c.id.as_str()).collect()
+    }
+
+    #[test]
+    fn orders_by_phase_then_dependencies() {
+        let plan = Plan::build(
+            vec![
+                check("b", Phase::Services, &["a"]),
+                check("a", Phase::Services, &[]),
+                check("z", Phase::Config, &[]),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(ids(&plan), ["z", "a", "b"]);
+    }
+
+    #[test]
+    fn phase_selection_pulls_in_needed_checks_only() {
+        let plan = Plan::build(
+            vec![
+                check("cfg", Phase::Config, &[]),
+                check("other", Phase::Config, &[]),
+                check("svc", Phase::Services, &["cfg"]),
+                check("sec", Phase::Security, &[]),
+            ],
+            &[Phase::Services],
+        )
+        .unwrap();
+        assert_eq!(ids(&plan), ["cfg", "svc"]);
+    }
+
+    #[test]
+    fn cycles_are_reported_with_their_path() {
+        let e = Plan::build(
+            vec![
+                check("a", Phase::Services, &["b"]),
+                check("b", Phase::Services, &["c"]),
+                check("c", Phase::Services, &["a"]),
+            ],
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("dependency cycle: a -> b -> c -> a"), "{e}");
+    }
+}

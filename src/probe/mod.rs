@@ -1,0 +1,140 @@
+//! Probes gather facts from real systems; each kind lives in its own module
+//! with its declaration (`Spec`, the TOML table of a check) and its
+//! `probe(spec, ctx) -> Verdict`, which gathers facts and hands them to the
+//! pure judge of the same name under `judge/`.
+//!
+//! **Architecture invariant:** a probe never decides pass/fail itself and
+//! never waits past `ctx.deadline`; the runner also drops it at the deadline.
+//!
+//! Adding a probe kind: write `probe/<kind>.rs` and `judge/<kind>.rs`, then
+//! add one line to the `probe_kinds!` list below.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::judge::Verdict;
+use crate::model::{HumanDuration, Phase, Severity};
+
+pub mod exec;
+pub mod tcp;
+
+pub use exec::{
+    CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor, LocalExecutor,
+};
+
+/// What a probe may use while it runs.
+#[derive(Clone)]
+pub struct ProbeContext {
+    /// Where commands run (this host, ssh, a VM).
+    pub executor: Arc<dyn CommandExecutor>,
+    /// The end of this attempt: every network step must finish before it.
+    pub deadline: Instant,
+    /// The run's artifacts directory (probes may store evidence files here).
+    pub artifacts_dir: PathBuf,
+}
+
+impl ProbeContext {
+    /// Time left in this attempt.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+    /// A context for unit tests: local executor, deadline in `secs`.
+    pub fn for_tests(secs: u64) -> ProbeContext {
+        ProbeContext {
+            executor: Arc::new(LocalExecutor),
+            deadline: Instant::now() + Duration::from_secs(secs),
+            artifacts_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// Raw retry table of a check or of `[defaults]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Stop after this many attempts; absent: retry until the deadline.
+    pub attempts: Option<u32>,
+    /// First backoff (default 250ms).
+    pub initial: Option<HumanDuration>,
+    /// Largest backoff (default 5s).
+    pub max: Option<HumanDuration>,
+    /// Growth factor (default 2.0).
+    pub factor: Option<f64>,
+}
+
+macro_rules! probe_kinds {
+    ($( $key:ident => $variant:ident ),* $(,)?) => {
+        /// A resolved probe declaration: one variant per probe kind.
+        #[derive(Debug, Clone)]
+        pub enum ProbeSpec { $( $variant($key::Spec), )* }
+
+        impl ProbeSpec {
+            /// Every probe kind, as written in profiles (`[check.<kind>]`).
+            pub const KINDS: &'static [&'static str] = &[$( stringify!($key) ),*];
+
+            pub fn kind(&self) -> &'static str {
+                match self { $( ProbeSpec::$variant(_) => stringify!($key), )* }
+            }
+
+            /// Gathers facts and judges them.
+            pub async fn run(&self, ctx: &ProbeContext) -> Verdict {
+                match self { $( ProbeSpec::$variant(spec) => $key::probe(spec, ctx).await, )* }
+            }
+
+            /// Deserializes the (interpolated) table of probe `kind`.
+            pub fn from_value(kind: &str, value: toml::Value) -> Result<ProbeSpec, String> {
+                match kind {
+                    $( stringify!($key) => value
+                        .try_into::<$key::Spec>()
+                        .map(ProbeSpec::$variant)
+                        .map_err(|e| e.to_string()), )*
+                    other => Err(format!("unknown probe kind `{other}`")),
+                }
+            }
+        }
+
+        /// One `[[check]]` as written in a profile, before defaults and
+        /// target values are applied. Exactly one probe table must be set.
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct RawCheck {
+            pub id: toml::Spanned<String>,
+            pub phase: Phase,
+            #[serde(default)]
+            pub description: Option<String>,
+            /// Groups the check under `service_health.<service>`; defaults to
+            /// the profile's service, else the id's first segment.
+            #[serde(default)]
+            pub service: Option<String>,
+            #[serde(default)]
+            pub severity: Option<Severity>,
+            #[serde(default)]
+            pub timeout: Option<HumanDuration>,
+            #[serde(default)]
+            pub retry: Option<RawRetry>,
+            #[serde(default)]
+            pub needs: Vec<toml::Spanned<String>>,
+            /// What to do when the check fails, shown with the failure.
+            #[serde(default)]
+            pub hint: Option<String>,
+            $( #[serde(default)] pub $key: Option<toml::Spanned<$key::Spec>>, )*
+        }
+
+        impl RawCheck {
+            /// The probe kinds whose tables are present, with their spans.
+            pub fn probe_tables(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+                let mut kinds = Vec::new();
+                $( if let Some(s) = &self.$key { kinds.push((stringify!($key), s.span())); } )*
+                kinds
+            }
+        }
+    };
+}
+
+// One line per probe kind: `<module> => <Variant>`.
+probe_kinds! {
+    tcp => Tcp,
+}
