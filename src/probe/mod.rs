@@ -120,14 +120,15 @@ macro_rules! probe_kinds {
             /// What to do when the check fails, shown with the failure.
             #[serde(default)]
             pub hint: Option<String>,
-            $( #[serde(default)] pub $key: Option<toml::Spanned<$key::Spec>>, )*
+            $( #[serde(default)] pub $key: Option<toml::Spanned<toml::Value>>, )*
         }
 
         impl RawCheck {
-            /// The probe kinds whose tables are present, with their spans.
-            pub fn probe_tables(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+            /// The probe tables that are present: kind, span and raw value.
+            /// They are checked against the kind's `Spec` after interpolation.
+            pub fn probe_tables(&self) -> Vec<(&'static str, &toml::Spanned<toml::Value>)> {
                 let mut kinds = Vec::new();
-                $( if let Some(s) = &self.$key { kinds.push((stringify!($key), s.span())); } )*
+                $( if let Some(s) = &self.$key { kinds.push((stringify!($key), s)); } )*
                 kinds
             }
         }
