@@ -14,4 +14,5 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod report;
 pub mod run;

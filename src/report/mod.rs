@@ -1,0 +1,3 @@
+//! Reporters render a finished run; they never decide anything.
+
+pub mod console;
