@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod postgres;
 pub mod tcp;
 
 /// The judgement of one attempt: what was expected, what was found and the

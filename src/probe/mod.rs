@@ -19,6 +19,7 @@ use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
 pub mod exec;
+pub mod postgres;
 pub mod tcp;
 
 pub use exec::{
@@ -138,4 +139,5 @@ macro_rules! probe_kinds {
 // One line per probe kind: `<module> => <Variant>`.
 probe_kinds! {
     tcp => Tcp,
+    postgres => Postgres,
 }
