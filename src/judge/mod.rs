@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod matrix;
 pub mod postgres;
 pub mod tcp;
 

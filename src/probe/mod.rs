@@ -19,6 +19,7 @@ use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
 pub mod exec;
+pub mod matrix;
 pub mod postgres;
 pub mod tcp;
 
@@ -140,4 +141,5 @@ macro_rules! probe_kinds {
 probe_kinds! {
     tcp => Tcp,
     postgres => Postgres,
+    matrix => Matrix,
 }
