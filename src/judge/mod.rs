@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 pub mod matrix;
 pub mod postgres;
+pub mod prometheus;
 pub mod tcp;
 
 /// The judgement of one attempt: what was expected, what was found and the

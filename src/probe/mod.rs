@@ -21,6 +21,7 @@ use crate::model::{HumanDuration, Phase, Severity};
 pub mod exec;
 pub mod matrix;
 pub mod postgres;
+pub mod prometheus;
 pub mod tcp;
 
 pub use exec::{
@@ -142,4 +143,5 @@ probe_kinds! {
     tcp => Tcp,
     postgres => Postgres,
     matrix => Matrix,
+    prometheus => Prometheus,
 }
