@@ -599,3 +599,90 @@ async fn a_homeserver_that_never_answers_fails_at_the_deadline() {
     );
     drop(listener);
 }
+
+// ------------------------------------------------------ the real profile
+
+/// health-checks/matrix.toml without the checks of other probe kinds (their
+/// `needs` on them dropped), so the matrix checks run as a user runs them.
+fn matrix_checks_of_the_profile(dir: &std::path::Path) -> PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("health-checks/matrix.toml");
+    let mut doc: toml::Table = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let checks = doc["check"].as_array().unwrap().clone();
+    let kept: Vec<toml::Value> = checks
+        .into_iter()
+        .filter(|c| c.get("matrix").is_some())
+        .collect();
+    let kept_ids: Vec<String> = kept
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect();
+    let kept: Vec<toml::Value> = kept
+        .into_iter()
+        .map(|mut c| {
+            if let Some(toml::Value::Array(needs)) = c.get_mut("needs") {
+                needs.retain(|n| kept_ids.iter().any(|id| Some(id.as_str()) == n.as_str()));
+            }
+            c
+        })
+        .collect();
+    doc.insert("check".into(), toml::Value::Array(kept));
+    let out = dir.join("matrix.toml");
+    std::fs::write(&out, toml::to_string(&doc).unwrap()).unwrap();
+    out
+}
+
+#[tokio::test]
+async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
+    use spinup_smoke::model::Outcome;
+    use spinup_smoke::run::{self, RunOptions};
+    let Some(s) = synapse() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("synapse_operator_password");
+    std::fs::write(&password_file, &s.operator_password).unwrap();
+    let target_path = dir.path().join("target.toml");
+    std::fs::write(
+        &target_path,
+        format!(
+            "name = \"synapse-test\"\n[vars]\nsynapse.url = \"{}\"\nsynapse.server_name = \"rave.local\"\nsynapse.operator_user = \"operator\"\n[secrets]\nsynapse_operator_password = {{ file = \"{}\" }}\n",
+            s.url,
+            password_file.display()
+        ),
+    )
+    .unwrap();
+    let profile = matrix_checks_of_the_profile(dir.path());
+    let target = spinup_smoke::profile::target::load(&target_path).unwrap();
+    let profiles = spinup_smoke::profile::load(&[profile], &target, Default::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = spinup_smoke::plan::Plan::build(profiles.checks, &[]).unwrap();
+    let secrets = target.secret_values();
+    let options = RunOptions {
+        jobs: 4,
+        global_timeout: Duration::from_secs(120),
+        artifacts_dir: std::env::temp_dir(),
+        executor: Arc::new(spinup_smoke::probe::LocalExecutor),
+        redact: Arc::new(move |text: &str| {
+            secrets.iter().fold(text.to_string(), |acc, s| {
+                acc.replace(s.as_str(), "[REDACTED]")
+            })
+        }),
+        safe_mode: true,
+    };
+    let report = run::run(
+        &plan,
+        &options,
+        Arc::new(run::NoEvents),
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(report.results.len(), 7, "{:#?}", report.results);
+    for result in &report.results {
+        assert_eq!(
+            result.status,
+            Outcome::Pass,
+            "{}: expected {} found {}",
+            result.id,
+            result.expected,
+            result.found
+        );
+    }
+}
