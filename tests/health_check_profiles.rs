@@ -132,7 +132,8 @@ fn profiles_use_only_contract_names_and_document_every_check() {
                 if check
                     .get(field)
                     .and_then(|v| v.as_str())
-                    .is_none_or(str::is_empty)
+                    .unwrap_or("")
+                    .is_empty()
                 {
                     problems.push(format!("{at}: no {field}"));
                 }
