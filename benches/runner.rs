@@ -24,8 +24,13 @@ fn profile_text(address: &str, chain: bool) -> String {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let address = listener.local_addr().unwrap().to_string();
     // Accept and drop connections so the backlog never fills.
     runtime.spawn(async move {
@@ -35,7 +40,11 @@ fn main() {
     });
     let dir = std::env::temp_dir().join(format!("spinup-smoke-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, chain, jobs) in [("independent, --jobs 8", false, 8), ("independent, --jobs 1", false, 1), ("chain of needs", true, 8)] {
+    for (name, chain, jobs) in [
+        ("independent, --jobs 8", false, 8),
+        ("independent, --jobs 1", false, 1),
+        ("chain of needs", true, 8),
+    ] {
         let path = dir.join("bench.toml");
         std::fs::write(&path, profile_text(&address, chain)).unwrap();
         let load_start = Instant::now();
@@ -53,10 +62,18 @@ fn main() {
         let mut best = Duration::MAX;
         for _ in 0..5 {
             let start = Instant::now();
-            let report = runtime.block_on(run::run(&plan, &options, Arc::new(NoEvents), std::future::pending()));
+            let report = runtime.block_on(run::run(
+                &plan,
+                &options,
+                Arc::new(NoEvents),
+                std::future::pending(),
+            ));
             best = best.min(start.elapsed());
             assert_eq!(report.results.len(), CHECKS);
-            assert!(report.results.iter().all(|r| r.status == spinup_smoke::model::Outcome::Pass));
+            assert!(report
+                .results
+                .iter()
+                .all(|r| r.status == spinup_smoke::model::Outcome::Pass));
         }
         println!(
             "{name:<24} load+plan {:>7.1} ms | run (best of 5) {:>7.1} ms | {:>6.1} us/check",

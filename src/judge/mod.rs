@@ -7,6 +7,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod command;
+pub mod dns;
+pub mod file;
+pub mod ports;
+pub mod process;
 pub mod tcp;
 
 /// The judgement of one attempt: what was expected, what was found and the

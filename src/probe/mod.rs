@@ -18,7 +18,12 @@ use serde::Deserialize;
 use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
+pub mod command;
+pub mod dns;
 pub mod exec;
+pub mod file;
+pub mod ports;
+pub mod process;
 pub mod tcp;
 
 pub use exec::{
@@ -138,4 +143,9 @@ macro_rules! probe_kinds {
 // One line per probe kind: `<module> => <Variant>`.
 probe_kinds! {
     tcp => Tcp,
+    command => Command,
+    file => File,
+    process => Process,
+    ports => Ports,
+    dns => Dns,
 }
