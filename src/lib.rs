@@ -7,6 +7,8 @@
 // User errors carry file, position, field and hint; they are on cold paths.
 #![allow(clippy::result_large_err)]
 
+pub mod cli;
+pub mod digest;
 pub mod error;
 pub mod exit;
 pub mod judge;
@@ -14,5 +16,8 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod redact;
 pub mod report;
 pub mod run;
+pub mod sign;
+pub mod sysinfo;

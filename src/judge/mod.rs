@@ -7,8 +7,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod command;
+pub mod dns;
+pub mod file;
 pub mod matrix;
+pub mod ports;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod tcp;
 

@@ -18,9 +18,14 @@ use serde::Deserialize;
 use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
+pub mod command;
+pub mod dns;
 pub mod exec;
+pub mod file;
 pub mod matrix;
+pub mod ports;
 pub mod postgres;
+pub mod process;
 pub mod prometheus;
 pub mod tcp;
 
@@ -144,4 +149,9 @@ probe_kinds! {
     postgres => Postgres,
     matrix => Matrix,
     prometheus => Prometheus,
+    command => Command,
+    file => File,
+    process => Process,
+    ports => Ports,
+    dns => Dns,
 }

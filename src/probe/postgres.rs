@@ -778,6 +778,18 @@ mod tests {
         assert!(parse_df("/x", "garbage").is_none());
     }
 
+    #[tokio::test]
+    async fn df_through_the_executor_agrees_with_statvfs() {
+        let ctx = ProbeContext::for_tests(10);
+        let by_df = remote_disk_usage("/", &ctx).await.unwrap();
+        let by_statvfs = local_disk_usage("/").unwrap();
+        assert!(by_df.measured_by.contains("df -P -k -- /"), "{by_df:?}");
+        // Same filesystem size (df rounds to KiB).
+        assert_eq!(by_df.total_bytes / 1024, by_statvfs.total_bytes / 1024);
+        let missing = remote_disk_usage("/no/such/dir", &ctx).await.unwrap_err();
+        assert!(missing.contains("exited with"), "{missing}");
+    }
+
     #[test]
     fn statvfs_of_a_real_directory() {
         let usage = local_disk_usage("/").unwrap();

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: setup (idempotent), format, lints,
+# unit + integration tests (real PostgreSQL, Synapse, IdP, QEMU guests),
+# and the Nix checks that can run without nixpkgs.
+#
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh --no-setup # skip installing (already done)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-setup) setup=0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$setup" = 1 ]; then
+  step "setup"
+  ./scripts/setup.sh
+fi
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "tests"
+# One build, then every test binary; slow stack and VM tests run once here.
+cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
+
+if [ -x scripts/check-nix.sh ]; then
+  step "nix checks"
+  PYTHON="${PYTHON:-$PWD/.venv/bin/python}" ./scripts/check-nix.sh
+fi
+
+step "done"
