@@ -594,7 +594,7 @@ async fn media_roundtrip(api: &Api<'_>, user: &str, password: &Password, size: u
                 .exchange(reqwest::Method::GET, &path, Some(&token), Body::None)
                 .await;
             let unrecognized = exchange.status() == Some(404)
-                && exchange.errcode().map_or(true, |c| c == "M_UNRECOGNIZED");
+                && exchange.errcode().is_none_or(|c| c == "M_UNRECOGNIZED");
             let ok = exchange.status().is_some_and(|s| (200..300).contains(&s));
             downloads.push(exchange);
             if ok {
