@@ -375,62 +375,109 @@ async fn fake_homeserver(handler: Handler) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
         loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
+            let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let header_end = loop {
-                    let n = stream.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
-                let mut lines = head.lines();
-                let mut first = lines.next().unwrap_or("").split_whitespace();
-                let method = first.next().unwrap_or("").to_string();
-                let path = first.next().unwrap_or("").to_string();
-                let headers: BTreeMap<String, String> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let length: usize = headers
-                    .get("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let mut body = buffer[header_end..].to_vec();
-                while body.len() < length {
-                    let n = stream.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    body.extend_from_slice(&chunk[..n]);
-                }
-                let request = Request {
-                    method,
-                    path,
-                    headers,
-                    body,
-                };
-                let (status, reply) = handler(&request);
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    reply.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(&reply).await;
-                let _ = stream.shutdown().await;
-            });
+            tokio::spawn(serve_one(stream, handler.clone()));
         }
     });
     url
+}
+
+/// The same over TLS with a certificate for `localhost` signed by a fresh
+/// CA. Returns the base URL and the CA's PEM.
+async fn fake_homeserver_tls(handler: Handler) -> (String, String) {
+    use tokio_rustls::rustls;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![server.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().unwrap().port()
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    serve_one(tls, handler).await;
+                }
+            });
+        }
+    });
+    (url, ca.pem())
+}
+
+async fn serve_one<S>(mut stream: S, handler: Handler)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or("").split_whitespace();
+    let method = first.next().unwrap_or("").to_string();
+    let path = first.next().unwrap_or("").to_string();
+    let headers: BTreeMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buffer[header_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let request = Request {
+        method,
+        path,
+        headers,
+        body,
+    };
+    let (status, reply) = handler(&request);
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        reply.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(&reply).await;
+    let _ = stream.shutdown().await;
 }
 
 fn json_reply(status: u16, value: serde_json::Value) -> (u16, Vec<u8>) {
@@ -569,6 +616,30 @@ async fn password_only_login_fails_sso_advertised() {
     let url = fake_homeserver(broken_homeserver("@operator:rave.local")).await;
     let v = check(&url, "assert = \"sso_advertised\"").await;
     assert_fail_with(&v, "no m.login.sso flow; flows: m.login.password");
+}
+
+#[tokio::test]
+async fn https_homeserver_is_trusted_through_ca_file_only() {
+    let handler: Handler = Arc::new(|_r: &Request| {
+        json_reply(200, serde_json::json!({"versions": ["v1.1", "v1.11"]}))
+    });
+    let (url, ca_pem) = fake_homeserver_tls(handler).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let body = "assert = \"versions\"\nexpect_versions = [\"v1.11\"]";
+    let with_ca = format!("{body}\nca_file = \"{}\"", ca_file.display());
+    assert_pass(&check(&url, &with_ca).await);
+    // Without the CA the certificate is not trusted.
+    let v = check(&url, body).await;
+    assert_fail_with(&v, "no answer");
+    assert!(v.found.to_lowercase().contains("certificate"), "{v:?}");
+    // A missing or broken ca_file says which file and what to do.
+    let missing = format!(
+        "{body}\nca_file = \"{}\"",
+        dir.path().join("nope.pem").display()
+    );
+    assert_fail_with(&check(&url, &missing).await, "cannot read ca_file");
 }
 
 #[tokio::test]
