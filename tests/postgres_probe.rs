@@ -414,6 +414,34 @@ async fn disk_usage_of_the_data_directory() {
     assert_fail_with(&v, "pg_read_all_settings");
 }
 
+#[tokio::test]
+async fn disk_is_measured_where_commands_run_when_the_target_is_remote() {
+    use spinup_smoke::probe::FakeExecutor;
+    // The target's commands run elsewhere (ssh, a VM): the data directory
+    // is measured there with df, not with statvfs on this host.
+    let executor = Arc::new(FakeExecutor::new());
+    executor.answer(
+        "df",
+        0,
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda1 1000 950 50 95% /var/lib/postgresql\n",
+        "",
+    );
+    let mut ctx = ProbeContext::for_tests(20);
+    ctx.executor = executor.clone();
+    let v = probe(
+        &spec(&format!("{ADMIN}assert = \"disk\"\nmax_ratio = 0.9")),
+        &ctx,
+    )
+    .await;
+    assert_fail_with(&v, "95.0% full");
+    assert!(v.evidence.contains("via fake"), "{v:?}");
+    let calls = executor.calls();
+    assert_eq!(
+        calls[0].args.last().map(String::as_str),
+        cluster().dir.join("data").to_str()
+    );
+}
+
 /// Writes a target file for the cluster (secrets in 0600 files).
 fn write_target(dir: &Path, admin_password: &str) -> PathBuf {
     let c = cluster();

@@ -559,7 +559,9 @@ async fn observe(spec: &Spec, ctx: &ProbeContext, client: &Client) -> Result<Obs
                     )
                 })?;
             let data_directory: String = row.get(0);
-            let usage = if spec.is_local() {
+            // statvfs here only when both the server and the target's
+            // commands are on this host; otherwise `df` where commands run.
+            let usage = if spec.is_local() && ctx.executor.describe() == "local" {
                 local_disk_usage(&data_directory)
             } else {
                 remote_disk_usage(&data_directory, ctx).await
