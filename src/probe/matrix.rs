@@ -307,8 +307,9 @@ enum Body {
 }
 
 impl Api<'_> {
-    /// Sends one request and records it. `keep_bytes` keeps the raw body
-    /// (for media); otherwise only an excerpt is kept.
+    /// Sends one request. Returns the record (a body excerpt, tokens
+    /// removed) and the raw body for the caller (media bytes, the login's
+    /// token), which is never recorded.
     async fn exchange(
         &self,
         method: reqwest::Method,
@@ -400,7 +401,8 @@ impl Api<'_> {
             .0
     }
 
-    /// Logs in with a password. Returns the exchange and the access token.
+    /// Logs in with a password. Returns the exchange (token removed) and
+    /// the access token.
     async fn login(&self, user: &str, password: &Password) -> (Exchange, Option<String>) {
         let body = json!({
             "type": "m.login.password",
@@ -408,60 +410,20 @@ impl Api<'_> {
             "password": password.0,
             "initial_device_display_name": "spinup-smoke probe",
         });
-        let request_line = "POST /_matrix/client/v3/login".to_string();
-        let request = self
-            .client
-            .post(format!("{}/_matrix/client/v3/login", self.base_url))
-            .timeout(self.ctx.remaining().max(Duration::from_millis(1)))
-            .json(&body);
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                return (
-                    Exchange {
-                        request: request_line,
-                        reply: Err(error_chain(&e)),
-                    },
-                    None,
-                )
-            }
-        };
-        let status = response.status().as_u16();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return (
-                    Exchange {
-                        request: request_line,
-                        reply: Err(format!("status {status}, then: {}", error_chain(&e))),
-                    },
-                    None,
-                )
-            }
-        };
-        let mut json: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let token = json
-            .as_ref()
-            .and_then(|v| v.get("access_token"))
-            .and_then(Value::as_str)
-            .map(String::from);
-        if let Some(v) = &mut json {
-            remove_tokens(v);
-        }
-        let body = match &json {
-            Some(v) => judge::excerpt(&v.to_string(), BODY_EXCERPT_BYTES),
-            None => judge::excerpt(&String::from_utf8_lossy(&bytes), BODY_EXCERPT_BYTES),
-        };
-        let exchange = Exchange {
-            request: request_line,
-            reply: Ok(Reply {
-                status,
-                body,
-                json,
-                size: bytes.len(),
-            }),
-        };
-        (exchange, token.filter(|_| (200..300).contains(&status)))
+        let (exchange, raw) = self
+            .exchange(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/login",
+                None,
+                Body::Json(body),
+            )
+            .await;
+        let succeeded = exchange.status().is_some_and(|s| (200..300).contains(&s));
+        let token = raw
+            .filter(|_| succeeded)
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .and_then(|v| v.get("access_token")?.as_str().map(String::from));
+        (exchange, token)
     }
 
     /// Logs in and asks whoami. Returns the session and the access token.
