@@ -10,9 +10,11 @@ use std::fmt::Write as _;
 pub mod command;
 pub mod dns;
 pub mod file;
+pub mod http;
 pub mod ports;
 pub mod process;
 pub mod tcp;
+pub mod tls;
 
 /// The judgement of one attempt: what was expected, what was found and the
 /// evidence behind it. The runner bounds and redacts the text fields.

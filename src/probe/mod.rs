@@ -22,9 +22,13 @@ pub mod command;
 pub mod dns;
 pub mod exec;
 pub mod file;
+pub mod http;
 pub mod ports;
 pub mod process;
 pub mod tcp;
+#[cfg(test)]
+pub mod testutil;
+pub mod tls;
 
 pub use exec::{
     CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor, LocalExecutor,
@@ -148,4 +152,6 @@ probe_kinds! {
     process => Process,
     ports => Ports,
     dns => Dns,
+    http => Http,
+    tls => Tls,
 }
