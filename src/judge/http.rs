@@ -28,10 +28,7 @@ fn evidence(spec: &Spec, f: &Facts) -> String {
         "{} {}\n{} {}\n",
         spec.method.as_deref().unwrap_or("GET").to_ascii_uppercase(),
         spec.url,
-        f.version
-            .replace("HTTP/", "HTTP/")
-            .replace("HTTP_", "HTTP/")
-            .replace('_', "."),
+        f.version,
         f.status.map(|s| s.to_string()).unwrap_or_default()
     );
     for (k, v) in f.headers.iter().filter(|(k, _)| {
