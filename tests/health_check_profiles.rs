@@ -209,5 +209,9 @@ fn profiles_load_with_the_real_loader_once_every_kind_exists() {
     let target = spinup_smoke::profile::target::load(&contract_target(dir.path())).unwrap();
     let profiles = spinup_smoke::profile::load(&profiles(), &target, Default::default())
         .unwrap_or_else(|e| panic!("{e:?}"));
-    assert!(profiles.checks.len() >= 40, "{}", profiles.checks.len());
+    assert_eq!(
+        profiles.checks.len(),
+        38,
+        "12 postgres, 8 matrix, 3 prometheus, 7 gitlab, 2 grafana, 6 networking"
+    );
 }

@@ -22,12 +22,16 @@ pub mod command;
 pub mod dns;
 pub mod exec;
 pub mod file;
+pub mod http;
 pub mod matrix;
 pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
 pub mod tcp;
+#[cfg(test)]
+pub mod testutil;
+pub mod tls;
 
 pub use exec::{
     CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor, LocalExecutor,
@@ -154,4 +158,6 @@ probe_kinds! {
     process => Process,
     ports => Ports,
     dns => Dns,
+    http => Http,
+    tls => Tls,
 }
