@@ -146,6 +146,14 @@ async fn healthy_prometheus_passes_targets_up_and_queries() {
     )
     .await;
     assert!(v.pass, "{v:?}");
+    // The shape of the profile's Synapse query, on Prometheus' own metrics.
+    let v = probe_until(
+        &url,
+        "assert = \"query\"\nquery = 'count({__name__=~\"prometheus_.+\"})'\nmin_value = 1",
+        true,
+    )
+    .await;
+    assert!(v.pass, "{v:?}");
     let v = probe(
         &spec(
             &url,
