@@ -302,6 +302,29 @@ async fn connect_passes_and_records_the_server_version() {
 }
 
 #[tokio::test]
+async fn connect_over_a_unix_socket_directory() {
+    if !have_postgres() {
+        return;
+    }
+    let c = cluster();
+    let text = format!(
+        "host = \"{}\"\nport = {}\nuser = \"rave_admin\"\npassword = \"{}\"\nassert = \"connect\"",
+        c.dir.display(),
+        c.port,
+        c.admin_password
+    );
+    let spec: Spec = toml::from_str(&text).unwrap();
+    let v = probe(&spec, &ProbeContext::for_tests(20)).await;
+    assert_pass(&v);
+    // A socket directory counts as this host: disk is measured with statvfs.
+    let spec: Spec =
+        toml::from_str(&text.replace("\"connect\"", "\"disk\"\nmax_ratio = 1.0")).unwrap();
+    let v = probe(&spec, &ProbeContext::for_tests(20)).await;
+    assert_pass(&v);
+    assert!(v.evidence.contains("statvfs on this host"), "{v:?}");
+}
+
+#[tokio::test]
 async fn connect_with_a_wrong_password_fails_with_the_auth_error() {
     if !have_postgres() {
         return;
