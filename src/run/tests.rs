@@ -36,6 +36,7 @@ fn options() -> RunOptions {
         executor: Arc::new(LocalExecutor),
         redact: Arc::new(|s: &str| s.replace("hunter2", "[REDACTED]")),
         safe_mode: true,
+        so_far: Default::default(),
     }
 }
 
