@@ -421,6 +421,7 @@ async fn run(args: RunArgs, settings: EnvSettings) -> i32 {
         executor: Arc::new(crate::probe::LocalExecutor),
         redact: redact_fn,
         safe_mode: settings.safe_mode,
+        so_far: Default::default(),
     };
     let report = crate::run::run(&plan, &options, sink, termination_signal()).await;
 

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+pub mod budget;
 pub mod command;
 pub mod dns;
 pub mod file;

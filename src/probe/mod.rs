@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
+pub mod budget;
 pub mod command;
 pub mod dns;
 pub mod exec;
@@ -46,6 +47,46 @@ pub struct ProbeContext {
     pub deadline: Instant,
     /// The run's artifacts directory (probes may store evidence files here).
     pub artifacts_dir: PathBuf,
+    /// What earlier checks and phases measured (for budget checks).
+    pub so_far: Arc<RunSoFar>,
+}
+
+/// Facts of the run so far: phase wall times and check metrics. The runner
+/// records them; `budget` checks read them.
+#[derive(Debug, Default)]
+pub struct RunSoFar {
+    inner: std::sync::Mutex<SoFar>,
+}
+
+#[derive(Debug, Default)]
+struct SoFar {
+    phase_ms: std::collections::BTreeMap<Phase, u64>,
+    metrics: std::collections::HashMap<String, std::collections::BTreeMap<String, f64>>,
+}
+
+impl RunSoFar {
+    pub fn record_phase(&self, phase: Phase, ms: u64) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.phase_ms.insert(phase, ms);
+        }
+    }
+    pub fn record_metrics(&self, check: &str, metrics: &std::collections::BTreeMap<String, f64>) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.metrics.insert(check.to_string(), metrics.clone());
+        }
+    }
+    pub fn phase_ms(&self, phase: Phase) -> Option<u64> {
+        self.inner.lock().ok()?.phase_ms.get(&phase).copied()
+    }
+    pub fn metric(&self, check: &str, name: &str) -> Option<f64> {
+        self.inner
+            .lock()
+            .ok()?
+            .metrics
+            .get(check)?
+            .get(name)
+            .copied()
+    }
 }
 
 impl ProbeContext {
@@ -59,6 +100,7 @@ impl ProbeContext {
             executor: Arc::new(LocalExecutor),
             deadline: Instant::now() + Duration::from_secs(secs),
             artifacts_dir: std::env::temp_dir(),
+            so_far: Arc::new(RunSoFar::default()),
         }
     }
 }
@@ -160,4 +202,5 @@ probe_kinds! {
     dns => Dns,
     http => Http,
     tls => Tls,
+    budget => Budget,
 }

@@ -251,3 +251,31 @@ b = { file = "pw" }
         assert!(e.contains("nmae"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Arbitrary target files never panic the loader.
+        #[test]
+        fn arbitrary_targets_never_panic(text in "\\PC{0,300}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.toml");
+            std::fs::write(&path, &text).unwrap();
+            let _ = load(&path);
+        }
+
+        /// Nor do structured ones with odd secrets and vars.
+        #[test]
+        fn structured_targets_never_panic(name in "[a-z.]{0,8}", source in "(env|file|value|other)", value in "\\PC{0,20}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.toml");
+            let text = format!("[vars]\n\"{name}\" = {value:?}\n[secrets]\n\"{name}\" = {{ {source} = {value:?} }}\n");
+            std::fs::write(&path, text).unwrap();
+            let _ = load(&path);
+        }
+    }
+}

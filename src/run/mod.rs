@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use crate::judge::{excerpt, Verdict};
 use crate::model::{Attempt, CheckResult, Outcome, OverallStatus, Severity};
 use crate::plan::Plan;
-use crate::probe::{CommandExecutor, ProbeContext};
+use crate::probe::{CommandExecutor, ProbeContext, RunSoFar};
 use crate::profile::Check;
 pub use events::{Event, EventSink, NoEvents};
 pub use report::RunReport;
@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub executor: Arc<dyn CommandExecutor>,
     pub redact: RedactFn,
     pub safe_mode: bool,
+    /// Shared with probes: phase times and metrics recorded so far.
+    pub so_far: Arc<RunSoFar>,
 }
 
 /// Runs `plan` to completion, or until `abort` resolves (with a reason such
@@ -169,6 +171,7 @@ pub async fn run(
                         }
                     };
                     let result = seal(result, &options.redact);
+                    options.so_far.record_metrics(&result.id, &result.metrics);
                     sink.event(&Event::CheckFinished { result: &result });
                     results.insert(result.id.clone(), result);
                 }
@@ -199,6 +202,9 @@ pub async fn run(
         }
         let elapsed = phase_start.elapsed();
         phase_durations_ms.insert(phase, elapsed.as_millis() as u64);
+        options
+            .so_far
+            .record_phase(phase, elapsed.as_millis() as u64);
         sink.event(&Event::PhaseFinished {
             phase,
             duration: elapsed,
@@ -274,6 +280,7 @@ async fn execute(check: &Check, options: &RunOptions, sink: &dyn EventSink) -> C
             executor: options.executor.clone(),
             deadline,
             artifacts_dir: options.artifacts_dir.clone(),
+            so_far: options.so_far.clone(),
         };
         last = match tokio::time::timeout_at(deadline.into(), check.probe.run(&ctx)).await {
             Ok(verdict) => verdict,

@@ -36,6 +36,7 @@ fn options() -> RunOptions {
         executor: Arc::new(LocalExecutor),
         redact: Arc::new(|s: &str| s.replace("hunter2", "[REDACTED]")),
         safe_mode: true,
+        so_far: Default::default(),
     }
 }
 
@@ -276,4 +277,43 @@ fn seal_redacts_bounds_and_digests_evidence() {
     assert!(!sealed.found.contains("hunter2"));
     assert!(sealed.evidence.len() < MAX_EVIDENCE_BYTES + 64);
     assert!(sealed.evidence_sha256.starts_with("sha256:"));
+}
+
+/// Two checks that can only pass together: each waits for the other's
+/// marker file. They pass with `jobs = 2` (concurrent) and time out with
+/// `jobs = 1` (sequential), which proves the runner's concurrency without
+/// measuring time.
+#[tokio::test]
+async fn independent_checks_of_a_phase_run_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let rendezvous = |me: &str, other: &str| -> Check {
+        let script = format!(
+            "touch {d}/{me}; i=0; while [ ! -e {d}/{other} ]; do i=$((i+1)); [ $i -gt 150 ] && exit 1; sleep 0.02; done",
+            d = dir.path().display()
+        );
+        let mut c = tcp_check(&format!("meet.{me}"), Phase::Services, "unused:1", &[]);
+        c.probe = ProbeSpec::Command(toml::from_str(&format!("script = {script:?}")).unwrap());
+        c
+    };
+    let plan = Plan::build(vec![rendezvous("a", "b"), rendezvous("b", "a")], &[]).unwrap();
+    let mut opts = options();
+    opts.jobs = 2;
+    let report = run(&plan, &opts, Arc::new(NoEvents), never()).await;
+    assert_eq!(
+        report.status,
+        OverallStatus::Success,
+        "{:?}",
+        report.results
+    );
+
+    for f in ["a", "b"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    opts.jobs = 1;
+    let report = run(&plan, &opts, Arc::new(NoEvents), never()).await;
+    assert_eq!(
+        report.results[0].status,
+        Outcome::Fail,
+        "sequential: the first waits in vain"
+    );
 }

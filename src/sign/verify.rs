@@ -67,8 +67,12 @@ impl VerifyReport {
             FileKind::Transcript => "transcript",
             FileKind::Attestation => "DSSE attestation",
         };
+        let subject = match self.kind {
+            FileKind::Transcript => "image",
+            FileKind::Attestation => "subject",
+        };
         format!(
-            "{kind}, status {}, key id {}, image {}",
+            "{kind}, status {}, key id {}, {subject} {}",
             self.status,
             &self.key_id,
             self.image_digest.as_deref().unwrap_or("none")
