@@ -709,6 +709,7 @@ async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
             })
         }),
         safe_mode: true,
+        so_far: Default::default(),
     };
     let report = run::run(
         &plan,

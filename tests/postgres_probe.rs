@@ -600,6 +600,7 @@ async fn run_profile(target: &Path) -> Vec<(String, Outcome, String)> {
             })
         }),
         safe_mode: true,
+        so_far: Default::default(),
     };
     let report = run::run(
         &plan,
