@@ -27,15 +27,18 @@ struct Synapse {
     operator_password: String,
 }
 
-static SYNAPSE: OnceLock<Option<Synapse>> = OnceLock::new();
-static SYNAPSE_PROCESS: std::sync::Mutex<Option<(std::process::Child, PathBuf)>> =
-    std::sync::Mutex::new(None);
+/// Synapse, none (not installed), or why it could not start. Set once, so a
+/// failed start is not retried by every test.
+static SYNAPSE: OnceLock<Result<Option<Synapse>, String>> = OnceLock::new();
+static SYNAPSE_PROCESS: std::sync::Mutex<Option<std::process::Child>> = std::sync::Mutex::new(None);
+static SYNAPSE_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 extern "C" fn stop_synapse() {
-    let Ok(mut guard) = SYNAPSE_PROCESS.lock() else {
-        return;
-    };
-    if let Some((mut child, dir)) = guard.take() {
+    let child = SYNAPSE_PROCESS
+        .lock()
+        .ok()
+        .and_then(|mut guard| guard.take());
+    if let Some(mut child) = child {
         // SAFETY: sending SIGTERM to the child this binary started.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -47,6 +50,8 @@ extern "C" fn stop_synapse() {
         }
         let _ = child.kill();
         let _ = child.wait();
+    }
+    if let Some(dir) = SYNAPSE_DIR.get() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
@@ -81,18 +86,28 @@ fn random_hex(n: usize) -> String {
 }
 
 fn synapse() -> Option<&'static Synapse> {
-    SYNAPSE
-        .get_or_init(|| {
-            let Some(python) = synapse_python() else {
-                if std::env::var("SPINUP_SMOKE_REQUIRE_SYNAPSE").as_deref() == Ok("1") {
-                    panic!("Synapse is required (SPINUP_SMOKE_REQUIRE_SYNAPSE=1) but SYNAPSE_PYTHON cannot import synapse and authlib; install it: python3 -m venv /tmp/synapse-venv && /tmp/synapse-venv/bin/pip install 'matrix-synapse[oidc]'");
-                }
-                eprintln!("skipping the real-Synapse part: no Synapse (set SYNAPSE_PYTHON)");
-                return None;
-            };
-            Some(start_synapse(&python))
-        })
-        .as_ref()
+    let started = SYNAPSE.get_or_init(|| {
+        let Some(python) = synapse_python() else {
+            if std::env::var("SPINUP_SMOKE_REQUIRE_SYNAPSE").as_deref() == Ok("1") {
+                return Err("Synapse is required (SPINUP_SMOKE_REQUIRE_SYNAPSE=1) but SYNAPSE_PYTHON cannot import synapse and authlib; install it: python3 -m venv /tmp/synapse-venv && /tmp/synapse-venv/bin/pip install 'matrix-synapse[oidc]'".into());
+            }
+            eprintln!("skipping the real-Synapse part: no Synapse (set SYNAPSE_PYTHON)");
+            return Ok(None);
+        };
+        std::panic::catch_unwind(|| start_synapse(&python))
+            .map(Some)
+            .map_err(|panic| {
+                panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into())
+            })
+    });
+    match started {
+        Ok(synapse) => synapse.as_ref(),
+        Err(why) => panic!("the test Synapse did not start: {why}"),
+    }
 }
 
 fn start_synapse(python: &PathBuf) -> Synapse {
@@ -101,6 +116,9 @@ fn start_synapse(python: &PathBuf) -> Synapse {
         .tempdir()
         .unwrap()
         .keep();
+    SYNAPSE_DIR.set(dir.clone()).unwrap();
+    // SAFETY: registering a plain extern "C" function with no captured state.
+    unsafe { libc::atexit(stop_synapse) };
     let port = free_port();
     let d = dir.display();
     let config = format!(
@@ -179,9 +197,7 @@ oidc_providers:
         .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
         .spawn()
         .unwrap();
-    *SYNAPSE_PROCESS.lock().unwrap() = Some((child, dir.clone()));
-    // SAFETY: registering a plain extern "C" function with no captured state.
-    unsafe { libc::atexit(stop_synapse) };
+    *SYNAPSE_PROCESS.lock().unwrap() = Some(child);
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     loop {

@@ -28,7 +28,9 @@ struct Cluster {
     role_password: String,
 }
 
-static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+/// The cluster, or why it could not start (set once: a failed start is
+/// not retried by every test, and leaves one directory to clean up).
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static CLUSTER_DIR: OnceLock<PathBuf> = OnceLock::new();
 
 /// The directory of initdb and pg_ctl, if PostgreSQL is installed.
@@ -148,107 +150,126 @@ extern "C" fn stop_cluster() {
 }
 
 fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("spinup-smoke-pg-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        CLUSTER_DIR.set(dir.clone()).unwrap();
-        // SAFETY: registering a plain extern "C" function with no captured state.
-        unsafe { libc::atexit(stop_cluster) };
-        give_to_postgres(&dir);
-        let admin_password = random_password();
-        let role_password = random_password();
-        let pwfile = dir.join("pwfile");
-        std::fs::write(&pwfile, &admin_password).unwrap();
-        give_to_postgres(&pwfile);
-        let data = dir.join("data");
-        run(
-            as_postgres(&[
-                &pg_bin("initdb"),
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "rave_admin",
-                "--auth=scram-sha-256",
-                &format!("--pwfile={}", pwfile.display()),
-                "--locale=C.UTF-8",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]),
-            "initdb",
-        );
-        let port = free_port();
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c max_connections=20 -c fsync=off",
-            dir.display()
-        );
-        run(
-            as_postgres(&[
-                &pg_bin("pg_ctl"),
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                dir.join("log").to_str().unwrap(),
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                &options,
-                "start",
-            ]),
-            "pg_ctl start",
-        );
-        let cluster = Cluster {
-            dir: dir.clone(),
-            port,
-            admin_password,
-            role_password,
-        };
-        let rp = &cluster.role_password;
-        let sql = format!(
-            "CREATE ROLE gitlab LOGIN PASSWORD '{rp}';
-             CREATE ROLE synapse LOGIN PASSWORD '{rp}';
-             CREATE ROLE grafana LOGIN PASSWORD '{rp}';
-             CREATE ROLE locked NOLOGIN PASSWORD '{rp}';
-             CREATE DATABASE gitlab OWNER gitlab;
-             CREATE DATABASE synapse OWNER synapse TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
-             CREATE DATABASE grafana OWNER grafana;
-             CREATE DATABASE utf8_collation;"
-        );
-        let mut psql = Command::new(pg_bin("psql"));
-        psql.args([
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
+    let started = CLUSTER.get_or_init(|| {
+        std::panic::catch_unwind(start_cluster).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into())
+        })
+    });
+    match started {
+        Ok(cluster) => cluster,
+        Err(why) => panic!("the test cluster did not start: {why}"),
+    }
+}
+
+fn start_cluster() -> Cluster {
+    let dir = tempfile::Builder::new()
+        .prefix("spinup-smoke-pg-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    CLUSTER_DIR.set(dir.clone()).unwrap();
+    // SAFETY: registering a plain extern "C" function with no captured state.
+    unsafe { libc::atexit(stop_cluster) };
+    give_to_postgres(&dir);
+    let admin_password = random_password();
+    let role_password = random_password();
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, &admin_password).unwrap();
+    give_to_postgres(&pwfile);
+    let data = dir.join("data");
+    run(
+        as_postgres(&[
+            &pg_bin("initdb"),
+            "-D",
+            data.to_str().unwrap(),
             "-U",
             "rave_admin",
-            "-d",
-            "postgres",
-            "-q",
-            "-f",
-            "-",
-        ])
-        .env("PGPASSWORD", &cluster.admin_password)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-        let mut child = psql.spawn().unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(sql.as_bytes()).unwrap();
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "setup SQL failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        cluster
-    })
+            "--auth=scram-sha-256",
+            &format!("--pwfile={}", pwfile.display()),
+            "--locale=C.UTF-8",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]),
+        "initdb",
+    );
+    let port = free_port();
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c max_connections=20 -c fsync=off",
+        dir.display()
+    );
+    run(
+        as_postgres(&[
+            &pg_bin("pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            dir.join("log").to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            "start",
+        ]),
+        "pg_ctl start",
+    );
+    let cluster = Cluster {
+        dir: dir.clone(),
+        port,
+        admin_password,
+        role_password,
+    };
+    let rp = &cluster.role_password;
+    let sql = format!(
+        "CREATE ROLE gitlab LOGIN PASSWORD '{rp}';
+         CREATE ROLE synapse LOGIN PASSWORD '{rp}';
+         CREATE ROLE grafana LOGIN PASSWORD '{rp}';
+         CREATE ROLE locked NOLOGIN PASSWORD '{rp}';
+         CREATE DATABASE gitlab OWNER gitlab;
+         CREATE DATABASE synapse OWNER synapse TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
+         CREATE DATABASE grafana OWNER grafana;
+         CREATE DATABASE utf8_collation;"
+    );
+    let mut psql = Command::new(pg_bin("psql"));
+    psql.args([
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "rave_admin",
+        "-d",
+        "postgres",
+        "-q",
+        "-f",
+        "-",
+    ])
+    .env("PGPASSWORD", &cluster.admin_password)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = psql.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "setup SQL failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    cluster
 }
 
 /// A spec for the shared cluster from the TOML body of a `[check.postgres]`.
