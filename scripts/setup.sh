@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for pkg in openssl ca-certificates; do
+for pkg in openssl ca-certificates postgresql prometheus python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -15,5 +15,13 @@ fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi
+# Matrix Synapse (pinned) in a venv, for the demo stack and its tests.
+SYNAPSE_VERSION=1.163.2
+if ! .venv/bin/python -c "import synapse, authlib, psycopg2" 2>/dev/null \
+    || [ "$(.venv/bin/python -c 'import synapse; print(synapse.__version__)' 2>/dev/null)" != "$SYNAPSE_VERSION" ]; then
+  echo "setup: python venv .venv with matrix-synapse $SYNAPSE_VERSION"
+  python3 -m venv .venv
+  .venv/bin/pip install -q "matrix-synapse[postgres,oidc]==$SYNAPSE_VERSION"
 fi
 echo "setup: ok"

@@ -278,9 +278,11 @@ fn judge_server_version(min_version: Option<&str>, attempts: &[Exchange]) -> Ver
     let pass = match min_version {
         None => true,
         Some(min) => {
+            // "Synapse 1.98.0" or "1.163.2 (b=main,abc123)": the first
+            // token that starts with a digit is the version.
             let number = version
-                .rsplit(' ')
-                .next()
+                .split_whitespace()
+                .find(|t| t.starts_with(|c: char| c.is_ascii_digit()))
                 .map(version_numbers)
                 .unwrap_or_default();
             !number.is_empty() && number >= version_numbers(min)
@@ -647,10 +649,22 @@ mod tests {
             true,
             "1.98.0",
         );
+        // A Synapse installed inside a git checkout appends build info.
+        let admin_with_build = reply(
+            "GET /_synapse/admin/v1/server_version",
+            200,
+            json!({"server_version": "1.163.2 (b=main,005a2b5)"}),
+        );
         let fed_404 = reply(
             "GET /_matrix/federation/v1/version",
             404,
             json!({"errcode": "M_UNRECOGNIZED"}),
+        );
+        check(
+            "assert = \"server_version\"\nmin_version = \"1.90\"",
+            facts(admin_with_build, fed_404.clone()),
+            true,
+            "1.163.2",
         );
         check(
             "assert = \"server_version\"",

@@ -74,13 +74,22 @@ mod tests {
 
     #[tokio::test]
     async fn finds_a_real_process_and_misses_an_absent_one() {
+        // A duration unique to this test process, so a parallel run's
+        // sleeper cannot be mistaken for ours.
+        let marker = format!("3{}.5", std::process::id());
         let mut child = std::process::Command::new("sleep")
-            .arg("31.5")
+            .arg(&marker)
             .spawn()
             .unwrap();
         let ctx = ProbeContext::for_tests(5);
         let spec = |t: &str| toml::from_str::<Spec>(t).unwrap();
-        let v = probe(&spec("name = \"sleep\"\ncmdline_contains = \"31.5\""), &ctx).await;
+        let v = probe(
+            &spec(&format!(
+                "name = \"sleep\"\ncmdline_contains = \"{marker}\""
+            )),
+            &ctx,
+        )
+        .await;
         assert!(v.pass, "{v:?}");
         assert!(v.evidence.contains(&child.id().to_string()), "{v:?}");
         let v = probe(&spec("name = \"spinup-no-such\""), &ctx).await;
@@ -88,7 +97,9 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         let v = probe(
-            &spec("cmdline_contains = \"sleep 31.5\"\nrunning = false"),
+            &spec(&format!(
+                "cmdline_contains = \"sleep {marker}\"\nrunning = false"
+            )),
             &ctx,
         )
         .await;
