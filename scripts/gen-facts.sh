@@ -28,9 +28,15 @@ if ! command -v nix-instantiate >/dev/null; then
   exit 2
 fi
 
-# --readonly-mode: no store writes, so this works as any user without a daemon.
-evaluated="$(nix-instantiate --readonly-mode --eval --strict --json "$facts_nix")" || {
-  echo "gen-facts.sh: $facts_nix does not evaluate; fix the Nix error above" >&2
+# The file is evaluated alone in an empty directory under restrict-eval: an
+# import of another file, a <path> lookup or a fetch fails, which proves the
+# facts are pure. --readonly-mode: no store writes, no daemon needed.
+alone="$(mktemp -d)"
+trap 'rm -rf "$alone"' EXIT
+cp "$facts_nix" "$alone/facts.nix"
+evaluated="$(nix-instantiate --readonly-mode --option restrict-eval true -I "facts=$alone" \
+  --eval --strict --json "$alone/facts.nix")" || {
+  echo "gen-facts.sh: $facts_nix does not evaluate on its own; fix the Nix error above (it must import nothing and fetch nothing)" >&2
   exit 1
 }
 pretty="$(printf '%s' "$evaluated" | "$python" -c '
