@@ -42,6 +42,7 @@ in
   # Loopback-only ports of the services behind the TLS front (nginx on 3002).
   internal_ports = {
     synapse = 8008;
+    synapse_metrics = 9000;
     grafana = 3000;
     prometheus = 9090;
   };
@@ -104,6 +105,7 @@ in
       synapse_registration_secret = "matrix-synapse";
       grafana_oauth_client_secret = "grafana";
       grafana_admin_password = "grafana";
+      grafana_secret_key = "grafana";
       tls_key = "nginx";
       spinup_signing_key = "root";
     };
