@@ -37,6 +37,16 @@ in
       description = "Host name of the TLS front; GitLab, Synapse and Grafana are served under https://<domain>:${toString facts.ports.https}.";
     };
 
+    stack.enable = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = ''
+        Run the services. false keeps only the host lockdown (nftables
+        firewall with ${toString facts.ports.allowed_tcp} open, sshd with keys only and no root
+        login, /etc/hosts entry): for bastions and the minimal VM test.
+      '';
+    };
+
     safeMode = lib.mkOption {
       type = lib.types.bool;
       default = true;
@@ -49,8 +59,9 @@ in
 
     tls = {
       certificate = lib.mkOption {
-        type = lib.types.path;
-        description = "PEM certificate chain of the TLS front (public, may live in the store).";
+        type = lib.types.nullOr lib.types.path;
+        default = null;
+        description = "PEM certificate chain of the TLS front (public, may live in the store). Required with stack.enable.";
       };
       caFile = lib.mkOption {
         type = lib.types.nullOr lib.types.path;
@@ -91,6 +102,10 @@ in
             message = "services.rave-p6 needs the nftables firewall (networking.firewall.enable and networking.nftables.enable).";
           }
           {
+            assertion = !cfg.stack.enable || cfg.tls.certificate != null;
+            message = "services.rave-p6.tls.certificate is not set; give the PEM certificate chain of the TLS front on port ${toString facts.ports.https}.";
+          }
+          {
             assertion = !config.services.openssh.settings.PasswordAuthentication;
             message = "services.rave-p6 forbids ssh password logins: remove services.openssh.settings.PasswordAuthentication = true.";
           }
@@ -116,6 +131,9 @@ in
             PermitRootLogin = "no";
           };
         };
+      }
+
+      (lib.mkIf cfg.stack.enable {
 
         # PostgreSQL: unix socket only. Each database is owned by the role of
         # the same name; Synapse's is created with LC_COLLATE C on first start
@@ -383,10 +401,10 @@ in
         systemd.services.${unitName "grafana"}.environment = lib.mkIf (cfg.tls.caFile != null) {
           SSL_CERT_FILE = toString cfg.tls.caFile;
         };
-      }
+      })
 
       # SAFE mode: a MemoryMax per unit, from the facts.
-      (lib.mkIf cfg.safeMode {
+      (lib.mkIf (cfg.stack.enable && cfg.safeMode) {
         systemd.services = lib.mapAttrs' (
           service: mib:
           lib.nameValuePair (unitName service) {

@@ -30,13 +30,23 @@ let
     "performance"
     "security"
   ];
-  # The stack's units (without the validator itself), when rave-p6 is on.
-  stackUnits = lib.optionals (config.services.rave-p6.enable or false) (
-    lib.attrValues (lib.filterAttrs (name: _: name != "validator") facts.units)
-  );
+  # The units to wait for: the whole stack (without the validator itself)
+  # when rave-p6 runs it, only sshd and the firewall for a lockdown-only host.
+  raveP6 = config.services.rave-p6 or { enable = false; };
+  stackUnits =
+    if !raveP6.enable then
+      [ ]
+    else if raveP6.stack.enable then
+      lib.attrValues (removeAttrs facts.units [ "validator" ])
+    else
+      [
+        facts.units.sshd
+        facts.units.firewall
+      ];
+  # "${p}" copies a path literal into the store (toString would not).
   args = lib.concatMap (p: [
     "--profile"
-    (toString p)
+    "${p}"
   ]) cfg.profiles
   ++ [
     "--target"

@@ -289,6 +289,33 @@ let
       ok = lib.any (lib.hasInfix "signingKeyFile is in the Nix store") (failedAssertions storeKey);
       found = failedAssertions storeKey;
     }
+    {
+      what = "stack.enable = false keeps the lockdown and runs no service";
+      ok =
+        let
+          host = eval [
+            stack
+            { services.rave-p6.stack.enable = false; }
+          ];
+        in
+        host.networking.firewall.allowedTCPPorts == facts.ports.allowed_tcp
+        && !host.services.openssh.settings.PasswordAuthentication
+        && !(host.services.gitlab.enable or false)
+        && !(host.services.postgresql.enable or false)
+        && !(host.systemd.services ? rave-p6-oauth-apps)
+        && failedAssertions host == [ ];
+      found = null;
+    }
+    {
+      what = "the stack without a TLS certificate is refused";
+      ok = lib.any (lib.hasInfix "tls.certificate is not set") (
+        failedAssertions (eval [
+          stack
+          { services.rave-p6.tls.certificate = lib.mkForce null; }
+        ])
+      );
+      found = null;
+    }
   ];
 
   check =
