@@ -15,6 +15,8 @@
 #                  the installed nix has flakes
 #   module-eval    nixos/*.nix evaluate with the module system and give the
 #                  facts' values (vm-tests/module-eval.nix; needs NIXPKGS_LIB)
+#   flake-eval     the flake's outputs evaluate with stubbed nixpkgs and crane
+#                  (vm-tests/flake-eval.nix; needs NIXPKGS_LIB, FLAKE_UTILS_LIB)
 #   vm-scripts     the VM tests' Python scripts compile and pass pyflakes
 #                  (vm-tests/render-scripts.nix; needs NIXPKGS_LIB)
 #   gitlab-ci      .gitlab-ci.yml is YAML with stages build/check/smoke/verify
@@ -25,7 +27,9 @@
 #   scripts/check-nix.sh              check this tree
 #   scripts/check-nix.sh --self-test  prove the checks fail on broken copies
 #   ROOT=DIR scripts/check-nix.sh     check another tree
-# Environment: PYTHON (a python3 with PyYAML; default python3).
+# Environment: PYTHON (a python3 with PyYAML; default python3); optional
+# NIXPKGS_LIB (a nixpkgs lib/ directory) and FLAKE_UTILS_LIB (flake-utils'
+# lib.nix) enable the module-eval, flake-eval and vm-scripts checks.
 # Exit status: 0 all checks passed, 1 a check failed, 2 a tool is missing.
 set -uo pipefail
 
@@ -195,9 +199,9 @@ PY
 }
 
 check_paths() {
-  local files
-  files="$(nix_files)"
-  run_python_check $files <<'PY'
+  local -a files
+  mapfile -t files < <(nix_files)
+  run_python_check "${files[@]}" <<'PY'
 import os, re, sys
 problems = []
 count = 0
@@ -333,6 +337,53 @@ check_module_eval() {
   fi
 }
 
+# The flake's outputs with stubbed nixpkgs and crane (vm-tests/flake-eval.nix).
+# Needs NIXPKGS_LIB and FLAKE_UTILS_LIB (flake-utils' lib.nix).
+check_flake_eval() {
+  local lib_dir="${NIXPKGS_LIB:-}" fu="${FLAKE_UTILS_LIB:-}" out
+  if [ -z "$lib_dir" ] || [ -z "$fu" ] || [ ! -f "$fu" ]; then
+    skip flake-eval "set NIXPKGS_LIB and FLAKE_UTILS_LIB (flake-utils' lib.nix) to evaluate the flake outputs"
+    return
+  fi
+  if ! out="$(nix-instantiate --readonly-mode --eval --strict --json "$root/vm-tests/flake-eval.nix" \
+      --arg lib "import $lib_dir" --arg flakeUtilsLib "import $fu" 2>&1)"; then
+    fail flake-eval "$(printf '%s' "$out" | grep -m1 'error:' | cut -c1-400)"
+    return
+  fi
+  FLAKE_EVAL="$out" run_python_check <<'PY'
+import json, os
+o = json.loads(os.environ["FLAKE_EVAL"])
+problems = []
+for system, names in o["packages"].items():
+    if not {"spinup-smoke", "default"} <= set(names):
+        problems.append(f"packages.{system} lacks spinup-smoke/default: {names}")
+if not o["apps"].endswith("/bin/spinup-smoke"):
+    problems.append(f"apps default program is {o['apps']}")
+crate = {"spinup-smoke", "spinup-smoke-clippy", "spinup-smoke-fmt", "spinup-smoke-nextest", "spinup-smoke-audit", "facts-json", "module-eval"}
+vm = {"vm-minimal", "vm-full-stack", "vm-tamper", "vm-security-fails"}
+if not crate | vm <= set(o["checksLinux"]):
+    problems.append(f"checks.x86_64-linux lacks {sorted(crate | vm - set(o['checksLinux']))}")
+if vm & set(o["checksDarwin"]):
+    problems.append("VM tests must not be in the Darwin checks")
+if "--deny warnings" not in o["clippyArgs"]:
+    problems.append(f"clippy does not deny warnings: {o['clippyArgs']}")
+if not o["depsShared"]:
+    problems.append("clippy does not reuse the package's cargoArtifacts (buildDepsOnly)")
+if not {"rave-p6", "spinup-smoke", "rave-p6-sops"} <= set(o["nixosModules"]):
+    problems.append(f"nixosModules: {o['nixosModules']}")
+for tool in ["postgresql", "python3", "nodejs", "prometheus", "nginx", "qemu", "openssl"]:
+    if tool not in o["shellPackages"]:
+        problems.append(f"devShells.default lacks {tool}")
+if "share/spinup-smoke/health-checks" not in o["postInstall"]:
+    problems.append("the package does not install the profiles under share/spinup-smoke")
+if problems:
+    for p in problems:
+        print(f"FAIL flake-eval {p}")
+else:
+    print(f"PASS flake-eval outputs evaluate: {len(o['checksLinux'])} Linux checks, {len(o['checksDarwin'])} Darwin, modules {o['nixosModules']}")
+PY
+}
+
 # The VM tests' Python scripts, rendered with a stub pkgs, must compile (and
 # pass pyflakes when it is installed, as the NixOS test driver lints them).
 check_vm_scripts() {
@@ -466,6 +517,7 @@ run_all_checks() {
   check_flake_lock
   check_flake_lock_with_nix
   check_module_eval
+  check_flake_eval
   check_vm_scripts
   check_gitlab_ci
   if [ "$failures" = 0 ]; then
@@ -583,6 +635,6 @@ require_tools
 case "${1:-}" in
   "") run_all_checks ;;
   --self-test) self_test ;;
-  -h|--help) sed -n '2,27p' "$0" ;;
+  -h|--help) sed -n "2,/^set -uo/p" "$0" | sed "\$d" ;;
   *) echo "check-nix.sh: unknown argument '$1' (use --self-test or nothing)" >&2; exit 2 ;;
 esac

@@ -15,10 +15,10 @@ python="${PYTHON:-python3}"
 facts_nix="$root/nixos/facts.nix"
 facts_json="$root/health-checks/rave-facts.json"
 
-mode=write
+mode="write"
 case "${1:-}" in
   "") ;;
-  --check) mode=check ;;
+  --check) mode="check" ;;
   -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
   *) echo "gen-facts.sh: unknown argument '$1' (use --check or nothing)" >&2; exit 2 ;;
 esac
