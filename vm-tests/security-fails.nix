@@ -34,6 +34,8 @@ pkgs.testers.runNixOSTest {
       };
       services.openssh = {
         enable = true;
+        # Port 22 is in the list above already.
+        openFirewall = false;
         settings = {
           PasswordAuthentication = true;
           PermitRootLogin = "no";
