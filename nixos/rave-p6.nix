@@ -329,6 +329,8 @@ in
           recommendedTlsSettings = true;
           recommendedGzipSettings = true;
           virtualHosts.${cfg.domain} = {
+            # TLS only: no plain-http server, no redirect listener on 80.
+            onlySSL = true;
             listen = [
               {
                 addr = "0.0.0.0";

@@ -242,10 +242,16 @@ let
       found = null;
     }
     {
-      what = "nginx listens on ${toString facts.ports.https} only, with TLS";
-      ok = lib.all (l: l.port == facts.ports.https && l.ssl) (
-        good.services.nginx.virtualHosts.${good.services.rave-p6.domain}.listen
-      );
+      what = "nginx listens on ${toString facts.ports.https} only, with TLS, no http server or redirect";
+      ok =
+        let
+          vhost = good.services.nginx.virtualHosts.${good.services.rave-p6.domain};
+        in
+        lib.all (l: l.port == facts.ports.https && l.ssl) vhost.listen
+        && vhost.onlySSL
+        && !(vhost.forceSSL or false)
+        && !(vhost.addSSL or false)
+        && vhost.sslCertificateKey == "${facts.secrets.dir}/tls_key";
       found = good.services.nginx.virtualHosts.${good.services.rave-p6.domain}.listen;
     }
     {
