@@ -160,14 +160,26 @@ for c in checks:
 port_checks = [c for c in checks if "ports" in c]
 if not port_checks:
     problems.append("no check uses the ports probe")
+def resolve(value):
+    """A profile value: an exact ${facts.x} reference takes the fact's value."""
+    if isinstance(value, str) and value.startswith("${facts.") and value.endswith("}") and value.count("${") == 1:
+        node = facts
+        for key in value[len("${facts."):-1].split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+    return value
+facts_file = profile.get("profile", {}).get("facts")
+if facts_file != "rave-facts.json":
+    problems.append(f"[profile] facts is {facts_file!r}; set facts = \"rave-facts.json\" so ${{facts.*}} resolve")
 for c in port_checks:
-    if sorted(c["ports"].get("allowed", [])) != sorted(ports["allowed_tcp"]):
-        problems.append(f"{c['id']}: ports.allowed {c['ports'].get('allowed')} differs from facts ports.allowed_tcp {ports['allowed_tcp']}")
+    allowed = resolve(c["ports"].get("allowed", []))
+    if not isinstance(allowed, list) or sorted(allowed) != sorted(ports["allowed_tcp"]):
+        problems.append(f"{c['id']}: ports.allowed {c['ports'].get('allowed')} -> {allowed} differs from facts ports.allowed_tcp {ports['allowed_tcp']}")
 file_checks = [c for c in checks if "file" in c]
 if not file_checks:
     problems.append("no check uses the file probe (secret file modes)")
 for c in file_checks:
-    if c["file"].get("mode_max") != facts["secrets"]["mode_max"]:
+    if resolve(c["file"].get("mode_max")) != facts["secrets"]["mode_max"]:
         problems.append(f"{c['id']}: file.mode_max {c['file'].get('mode_max')!r} differs from facts secrets.mode_max {facts['secrets']['mode_max']!r}")
 sshd = [c for c in checks if "command" in c and c["command"].get("run", [None])[:2] == ["sshd", "-T"]]
 asserted = {s for c in sshd for s in c["command"].get("stdout_contains", [])}
@@ -191,8 +203,8 @@ refs = sorted(set(re.findall(r"\$\{(facts\.[^}]+)\}", open("health-checks/securi
 for ref in refs:
     if ref not in flat:
         problems.append(f"security.toml refers to ${{{ref}}}, which health-checks/rave-facts.json does not have")
-    elif isinstance(flat[ref], (list, type(None))):
-        problems.append(f"security.toml refers to ${{{ref}}}, which is a {type(flat[ref]).__name__}, not a scalar")
+    elif flat[ref] is None:
+        problems.append(f"security.toml refers to ${{{ref}}}, which is null")
 check("security-facts", problems,
       f"{len(checks)} security checks; ports, secret mode, sshd, nftables and {len(refs)} facts.* references agree with the facts")
 PY
@@ -496,8 +508,8 @@ for n, j in verify:
     s = script(j)
     if "--pubkey" not in s:
         problems.append(f"verify job {n!r} does not pass --pubkey")
-    if "dsse" not in s.lower():
-        problems.append(f"verify job {n!r} does not verify the DSSE envelopes")
+    if "intoto" not in s.lower() and "dsse" not in s.lower():
+        problems.append(f"verify job {n!r} does not verify the DSSE envelopes (*.intoto.json)")
     if not j.get("needs") and not j.get("dependencies"):
         problems.append(f"verify job {n!r} does not name the smoke jobs it takes artifacts from (needs:)")
 if problems:
@@ -587,7 +599,7 @@ PY
   expect "flake.nix input missing from flake.lock" fail flake-lock "$work/input"
 
   copy_tree "$work/ports"
-  sed -i 's/^allowed = \[22, 3002\]/allowed = [22, 3002, 8080]/' "$work/ports/health-checks/security.toml"
+  sed -i 's/^allowed = .*/allowed = [22, 3002, 8080]/' "$work/ports/health-checks/security.toml"
   expect "security.toml allows a port the facts do not" fail security-facts "$work/ports"
 
   copy_tree "$work/memory"

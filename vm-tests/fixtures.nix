@@ -41,6 +41,13 @@ let
     mv signing.pub spinup_signing_key.pub
   '';
 
+  # vm-tests/profiles/ with the facts file beside it, as `facts = ...` needs.
+  nodeProfiles = pkgs.runCommand "spinup-smoke-vm-test-profiles" { } ''
+    mkdir -p $out
+    cp ${./profiles/node.toml} $out/node.toml
+    cp ${../health-checks/rave-facts.json} $out/rave-facts.json
+  '';
+
   # Installs every secret of the facts at facts.secrets.dir/<name>.
   # declareUsers: create the owning system users (hosts without the stack).
   module =
@@ -103,8 +110,12 @@ let
         return path
 
     def transcript(machine):
-        """The newest JSON transcript (not its DSSE envelope)."""
-        return newest(machine, "boot_transcript_*.json", without="dsse")
+        """The newest signed transcript (not its .intoto.json DSSE envelope)."""
+        return newest(machine, "boot_transcript_*.json", without="intoto")
+
+    def attestation(machine):
+        """The newest in-toto statement in its DSSE envelope."""
+        return newest(machine, "*.intoto.json")
 
     def outcomes(document):
         """Every object with an `id` and an outcome, as id -> outcome (lower case)."""
@@ -141,6 +152,7 @@ in
 {
   inherit
     secrets
+    nodeProfiles
     module
     node
     pythonHelpers

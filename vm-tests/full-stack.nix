@@ -169,7 +169,7 @@ pkgs.testers.runNixOSTest {
       assert document["test_summary"]["failed"] == 0, document["test_summary"]
 
       machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
-      envelope = newest(machine, "*dsse*")
+      envelope = attestation(machine)
       machine.succeed(f"spinup-smoke verify {envelope} --pubkey {PUBKEY}")
       junit = newest(machine, "*junit.xml")
       machine.succeed(f"grep -q '<testsuite' {junit}")

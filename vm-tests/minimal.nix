@@ -21,7 +21,7 @@ pkgs.testers.runNixOSTest {
     };
     services.spinup-smoke = {
       profiles = [
-        ./profiles/node.toml
+        fixtures.nodeProfiles
         "${spinup-smoke}/share/spinup-smoke/health-checks/security.toml"
       ];
       phases = [

@@ -1,6 +1,7 @@
-# (3) Tampering: a signed transcript verifies; the same transcript with one
-# value changed fails `spinup-smoke verify` with exit 1, and so do a changed
-# DSSE payload, a truncated signature and the wrong public key.
+# (3) Tampering: a signed transcript and its DSSE envelope verify; the same
+# transcript with one value changed in place (layout kept, so the signature
+# check is what fails) exits 1 from `spinup-smoke verify`, and so do a
+# changed duration, a changed DSSE payload and a foreign public key.
 {
   pkgs,
   spinup-smoke,
@@ -31,41 +32,48 @@ pkgs.testers.runNixOSTest {
 
   testScript = ''
     ${fixtures.pythonHelpers}
+    import base64
 
     machine.wait_for_unit("multi-user.target")
     assert run_validator(machine) == 0
 
     path = transcript(machine)
-    envelope = newest(machine, "*dsse*")
+    envelope = attestation(machine)
     machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
     machine.succeed(f"spinup-smoke verify {envelope} --pubkey {PUBKEY}")
 
-    # One value changed in the transcript: the verdict flips to FAILED.
-    document = load(machine, path)
-    document["overall_status"] = "FAILED" if document["overall_status"] != "FAILED" else "SUCCESS"
-    machine.succeed(f"cat > /tmp/changed.json <<'EOF'\n{json.dumps(document)}\nEOF")
-    status = exit_status(machine, f"spinup-smoke verify /tmp/changed.json --pubkey {PUBKEY}")
-    assert status == 1, f"verify of a changed transcript exited {status}, expected 1"
+    def must_not_verify(what, changed, pubkey=PUBKEY):
+        status = exit_status(machine, f"spinup-smoke verify {changed} --pubkey {pubkey}")
+        assert status == 1, f"verify of {what} exited {status}, expected 1"
 
-    # The same bytes re-serialised (no value changed) still verify: the
-    # signature covers the canonical form, not the whitespace.
-    document = load(machine, path)
-    machine.succeed(f"cat > /tmp/reformatted.json <<'EOF'\n{json.dumps(document, indent=4)}\nEOF")
-    machine.succeed(f"spinup-smoke verify /tmp/reformatted.json --pubkey {PUBKEY}")
+    # One value changed in place, layout untouched: the verdict flips.
+    status_now = load(machine, path)["overall_status"]
+    flipped = "FAILURE" if status_now == "SUCCESS" else "SUCCESS"
+    machine.succeed(
+        f"sed 's/\"overall_status\": \"{status_now}\"/\"overall_status\": \"{flipped}\"/' {path} > /tmp/changed.json"
+    )
+    machine.fail(f"cmp -s {path} /tmp/changed.json")
+    must_not_verify("a transcript with overall_status changed", "/tmp/changed.json")
 
-    # A changed DSSE payload (base64 of a different statement).
-    envelope_doc = load(machine, envelope)
-    import base64
-    payload = json.loads(base64.b64decode(envelope_doc["payload"]))
-    payload["subject"][0]["digest"]["sha256"] = "0" * 64
-    envelope_doc["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
-    machine.succeed(f"cat > /tmp/changed.dsse.json <<'EOF'\n{json.dumps(envelope_doc)}\nEOF")
-    status = exit_status(machine, f"spinup-smoke verify /tmp/changed.dsse.json --pubkey {PUBKEY}")
-    assert status == 1, f"verify of a changed DSSE payload exited {status}, expected 1"
+    # One digit of one duration changed.
+    machine.succeed(f"sed '0,/\"duration_ms\": \\([0-9]\\)/s//\"duration_ms\": 9\\1/' {path} > /tmp/slower.json")
+    machine.fail(f"cmp -s {path} /tmp/slower.json")
+    must_not_verify("a transcript with a duration changed", "/tmp/slower.json")
 
-    # A different key pair: the genuine transcript does not verify against it.
+    # The DSSE payload changed: the statement names another digest.
+    old_payload = load(machine, envelope)["payload"]
+    statement = json.loads(base64.b64decode(old_payload))
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    new_payload = base64.b64encode(json.dumps(statement, separators=(",", ":")).encode()).decode()
+    machine.succeed(f"sed 's#{old_payload}#{new_payload}#' {envelope} > /tmp/changed.intoto.json")
+    machine.fail(f"cmp -s {envelope} /tmp/changed.intoto.json")
+    must_not_verify("a DSSE envelope with its payload changed", "/tmp/changed.intoto.json")
+
+    # A foreign key pair: the genuine transcript does not verify against it.
     machine.succeed("spinup-smoke keygen --out /tmp/other")
-    status = exit_status(machine, f"spinup-smoke verify {path} --pubkey /tmp/other.pub")
-    assert status == 1, f"verify with a foreign public key exited {status}, expected 1"
+    must_not_verify("a genuine transcript against a foreign public key", path, pubkey="/tmp/other.pub")
+
+    # The untouched files still verify (the failures above come from the edits).
+    machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
   '';
 }
