@@ -362,38 +362,41 @@ in
         users.users.nginx.extraGroups = [ "gitlab" ];
 
         # Register Synapse and Grafana as OAuth applications in GitLab, with
-        # the client secrets from their secret files. Idempotent.
+        # the client secrets from their secret files. Idempotent. Runs as
+        # the gitlab user; the secrets reach it as systemd credentials, so
+        # their files stay private to Synapse and Grafana.
         systemd.services.rave-p6-oauth-apps = {
           description = "Register the RAVE OAuth applications in GitLab";
           after = [ "${unitName "gitlab"}.service" ];
           requires = [ "${unitName "gitlab"}.service" ];
           wantedBy = [ "multi-user.target" ];
-          path = [ "/run/current-system/sw" ];
-          serviceConfig = {
-            Type = "oneshot";
-            RemainAfterExit = true;
-          };
-          script =
+          serviceConfig =
             let
-              app = name: clientId: secretFile: redirect: ''
+              app = name: clientId: credential: redirect: ''
                 app = Doorkeeper::Application.find_or_initialize_by(uid: "${clientId}")
                 app.name = "${name}"
-                app.secret = File.read("${secretFile}").strip
+                app.secret = File.read(File.join(ENV.fetch("CREDENTIALS_DIRECTORY"), "${credential}")).strip
                 app.redirect_uri = "${redirect}"
                 app.scopes = "openid profile email read_api"
                 app.confidential = true
                 app.save!
               '';
               runner = pkgs.writeText "rave-p6-oauth-apps.rb" ''
-                ${app "RAVE Synapse" cfg.oidc.synapseClientId secrets.synapse_oidc_client_secret "${baseUrl}/_synapse/client/oidc/callback"}
-                ${app "RAVE Grafana" cfg.oidc.grafanaClientId secrets.grafana_oauth_client_secret "${baseUrl}/grafana/login/gitlab"}
+                ${app "RAVE Synapse" cfg.oidc.synapseClientId "synapse-client-secret" "${baseUrl}/_synapse/client/oidc/callback"}
+                ${app "RAVE Grafana" cfg.oidc.grafanaClientId "grafana-client-secret" "${baseUrl}/grafana/login/gitlab"}
               '';
             in
-            ''
-              install -m 0444 ${runner} /run/rave-p6-oauth-apps.rb
-              gitlab-rails runner /run/rave-p6-oauth-apps.rb
-              rm -f /run/rave-p6-oauth-apps.rb
-            '';
+            {
+              Type = "oneshot";
+              RemainAfterExit = true;
+              User = facts.secrets.files.gitlab_secret;
+              Group = facts.secrets.files.gitlab_secret;
+              LoadCredential = [
+                "synapse-client-secret:${secrets.synapse_oidc_client_secret}"
+                "grafana-client-secret:${secrets.grafana_oauth_client_secret}"
+              ];
+              ExecStart = "/run/current-system/sw/bin/gitlab-rails runner ${runner}";
+            };
         };
 
         # Services that call GitLab over https trust the front's CA.

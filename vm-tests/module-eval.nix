@@ -296,6 +296,20 @@ let
       found = failedAssertions storeKey;
     }
     {
+      what = "the OAuth registration runs as gitlab and gets the client secrets as credentials";
+      ok =
+        let
+          unit = units.rave-p6-oauth-apps.serviceConfig;
+        in
+        unit.User == facts.secrets.files.gitlab_secret
+        && unit.LoadCredential == [
+          "synapse-client-secret:${facts.secrets.dir}/synapse_oidc_client_secret"
+          "grafana-client-secret:${facts.secrets.dir}/grafana_oauth_client_secret"
+        ]
+        && !(lib.hasInfix facts.secrets.dir unit.ExecStart);
+      found = units.rave-p6-oauth-apps.serviceConfig;
+    }
+    {
       what = "stack.enable = false keeps the lockdown and runs no service";
       ok =
         let
