@@ -149,6 +149,13 @@ in
       description = "Units that must have started before the validator runs.";
     };
 
+    safeMode = lib.mkOption {
+      type = lib.types.bool;
+      default = raveP6.safeMode or true;
+      defaultText = lib.literalExpression "config.services.rave-p6.safeMode, else true";
+      description = "SAFE_MODE for the run: true checks the SAFE budgets of nixos/facts.nix, false the FULL_PIPE ones.";
+    };
+
     timeoutSeconds = lib.mkOption {
       type = lib.types.ints.positive;
       default = 1800;
@@ -180,7 +187,10 @@ in
         pkgs.systemd
         pkgs.coreutils
       ];
-      environment.VALIDATION_TIMEOUT = toString cfg.timeoutSeconds;
+      environment = {
+        VALIDATION_TIMEOUT = toString cfg.timeoutSeconds;
+        SAFE_MODE = if cfg.safeMode then "1" else "0";
+      };
       serviceConfig = {
         Type = "oneshot";
         ExecStartPre = "${pkgs.coreutils}/bin/mkdir -p ${lib.escapeShellArg cfg.outDir}";

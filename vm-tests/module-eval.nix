@@ -201,7 +201,7 @@ let
       found = lib.mapAttrs (s: _: units.${unit s}.serviceConfig.MemoryMax or null) facts.memory_max_mib;
     }
     {
-      what = "FULL_PIPE mode (safeMode = false) sets no MemoryMax";
+      what = "FULL_PIPE mode (safeMode = false) sets no MemoryMax and runs the validator with SAFE_MODE=0";
       ok =
         let
           full = eval [
@@ -211,7 +211,9 @@ let
         in
         lib.all (s: !(full.systemd.services.${unit s}.serviceConfig or { }) ? MemoryMax) (
           lib.attrNames facts.memory_max_mib
-        );
+        )
+        && full.systemd.services.${unit "validator"}.environment.SAFE_MODE == "0"
+        && validator.environment.SAFE_MODE == "1";
       found = null;
     }
     {
