@@ -90,6 +90,7 @@ let
       ];
       networking.useDHCP = false;
       services.spinup-smoke = {
+        enable = true;
         package = spinup-smoke;
         startOnBoot = false;
         signingKeyFile = "${facts.secrets.dir}/spinup_signing_key";
