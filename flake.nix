@@ -152,6 +152,9 @@
           module-eval = pkgs.writeText "spinup-smoke-module-eval" (
             lib.concatLines (import ./vm-tests/module-eval.nix { inherit lib; })
           );
+          nodes-eval = pkgs.writeText "spinup-smoke-nodes-eval" (
+            lib.concatLines (import ./vm-tests/nodes-eval.nix { inherit lib; })
+          );
 
           # NixOS VM tests (Linux only: they boot QEMU guests).
           vmTests = lib.optionalAttrs pkgs.stdenv.isLinux (
@@ -180,7 +183,7 @@
               default = app;
             };
 
-          checks = crateChecks // { inherit module-eval; } // vmTests;
+          checks = crateChecks // { inherit module-eval nodes-eval; } // vmTests;
 
           devShells.default = craneLib.devShell {
             # The crate checks' inputs (not the VM tests': they would pull in

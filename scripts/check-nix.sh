@@ -15,6 +15,8 @@
 #                  the installed nix has flakes
 #   module-eval    nixos/*.nix evaluate with the module system and give the
 #                  facts' values (vm-tests/module-eval.nix; needs NIXPKGS_LIB)
+#   nodes-eval     the VM test nodes evaluate and check what their tests rely
+#                  on (vm-tests/nodes-eval.nix; needs NIXPKGS_LIB)
 #   flake-eval     the flake's outputs evaluate with stubbed nixpkgs and crane
 #                  (vm-tests/flake-eval.nix; needs NIXPKGS_LIB, FLAKE_UTILS_LIB)
 #   vm-scripts     the VM tests' Python scripts compile and pass pyflakes
@@ -33,7 +35,7 @@
 #   ROOT=DIR scripts/check-nix.sh     check another tree
 # Environment: PYTHON (a python3 with PyYAML; default python3); optional
 # NIXPKGS_LIB (a nixpkgs lib/ directory) and FLAKE_UTILS_LIB (flake-utils'
-# lib.nix) enable the module-eval, flake-eval and vm-scripts checks.
+# lib.nix) enable the module-eval, nodes-eval, flake-eval and vm-scripts checks.
 # Exit status: 0 all checks passed, 1 a check failed, 2 a tool is missing.
 set -uo pipefail
 
@@ -340,16 +342,23 @@ check_flake_lock_with_nix() {
 # nixos/*.nix evaluated by the module system with foreign options stubbed
 # (vm-tests/module-eval.nix). Needs nixpkgs' lib directory: NIXPKGS_LIB=DIR.
 check_module_eval() {
-  local lib_dir="${NIXPKGS_LIB:-}" out
+  eval_expectations module-eval vm-tests/module-eval.nix "the evaluated modules"
+  eval_expectations nodes-eval vm-tests/nodes-eval.nix "the VM test nodes"
+}
+
+# eval_expectations <check> <file> <what>: a file of `{ lib }:` returning
+# "ok: ..." lines or throwing on the first unmet expectation.
+eval_expectations() {
+  local name="$1" file="$2" what="$3" lib_dir="${NIXPKGS_LIB:-}" out
   if [ -z "$lib_dir" ] || [ ! -f "$lib_dir/default.nix" ]; then
-    skip module-eval "set NIXPKGS_LIB to a nixpkgs lib/ directory to evaluate the NixOS modules"
+    skip "$name" "set NIXPKGS_LIB to a nixpkgs lib/ directory to evaluate $what"
     return
   fi
-  if out="$(nix-instantiate --readonly-mode --eval --strict --json "$root/vm-tests/module-eval.nix" \
+  if out="$(nix-instantiate --readonly-mode --eval --strict --json "$root/$file" \
       --arg lib "import $lib_dir" 2>&1)"; then
-    pass module-eval "$(printf '%s' "$out" | "$python" -c 'import json,sys; print(len(json.load(sys.stdin)))') expectations on the evaluated modules hold"
+    pass "$name" "$(printf '%s' "$out" | "$python" -c 'import json,sys; print(len(json.load(sys.stdin)))') expectations on $what hold"
   else
-    fail module-eval "$(printf '%s' "$out" | grep -m1 'error:' | cut -c1-400)"
+    fail "$name" "$(printf '%s' "$out" | grep -m1 'error:' | cut -c1-400)"
   fi
 }
 
@@ -375,7 +384,7 @@ for system, names in o["packages"].items():
         problems.append(f"packages.{system} lacks spinup-smoke/default: {names}")
 if not o["apps"].endswith("/bin/spinup-smoke"):
     problems.append(f"apps default program is {o['apps']}")
-crate = {"spinup-smoke", "spinup-smoke-clippy", "spinup-smoke-fmt", "spinup-smoke-nextest", "spinup-smoke-audit", "facts-json", "module-eval"}
+crate = {"spinup-smoke", "spinup-smoke-clippy", "spinup-smoke-fmt", "spinup-smoke-nextest", "spinup-smoke-audit", "facts-json", "module-eval", "nodes-eval"}
 vm = {"vm-minimal", "vm-full-stack", "vm-tamper", "vm-security-fails"}
 if not crate | vm <= set(o["checksLinux"]):
     problems.append(f"checks.x86_64-linux lacks {sorted(crate | vm - set(o['checksLinux']))}")
@@ -636,11 +645,20 @@ PY
       "$work/module/nixos/rave-p6.nix"
     expect "rave-p6.nix opens port 80" fail module-eval "$work/module"
 
+    copy_tree "$work/nodes"
+    "$python" - "$work/nodes/vm-tests/fixtures.nix" <<'PY'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+open(path, "w").write(text.replace("        enable = true;\n        package = spinup-smoke;", "        package = spinup-smoke;", 1))
+PY
+    expect "VM test nodes without the validator unit" fail nodes-eval "$work/nodes"
+
     copy_tree "$work/script"
     sed -i 's/^    status = run_validator(machine)$/    status = run_validator(machine) +/' "$work/script/vm-tests/minimal.nix"
     expect "a VM test script with a Python syntax error" fail vm-scripts "$work/script"
   else
-    echo "self-test: SKIP  module-eval and vm-scripts cases (NIXPKGS_LIB not set)"
+    echo "self-test: SKIP  module-eval, nodes-eval and vm-scripts cases (NIXPKGS_LIB not set)"
   fi
 
   copy_tree "$work/ci"

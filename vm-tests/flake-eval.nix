@@ -52,6 +52,7 @@ in
   depsShared = self.checks.${x}.spinup-smoke-clippy.args.cargoArtifacts == pkg.args.cargoArtifacts;
   factsJson = self.checks.${x}.facts-json.name;
   moduleEval = self.checks.${x}.module-eval.text;
+  nodesEval = self.checks.${x}.nodes-eval.text;
   vmTestNames = map (n: self.checks.${x}.${n}.test.name) [ "vm-minimal" "vm-full-stack" "vm-tamper" "vm-security-fails" ];
   postInstall = pkg.args.postInstall;
 }

@@ -18,76 +18,10 @@
 { lib }:
 let
   facts = import ../nixos/facts.nix;
+
+  stub = import ./stub.nix { inherit lib; };
+  inherit (stub) pkgs eval failedAssertions;
   inherit (lib) mkOption types;
-
-  # An option holding a free-form attribute set, with some declared options.
-  open =
-    options:
-    mkOption {
-      type = types.submodule {
-        freeformType = types.lazyAttrsOf types.anything;
-        inherit options;
-      };
-      default = { };
-    };
-  flag = default: mkOption { type = types.bool; inherit default; };
-  fakePackage = name: {
-    type = "derivation";
-    inherit name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
-    meta.mainProgram = name;
-  };
-
-  pkgs = {
-    writeText = name: text: "/nix/store/00000000000000000000000000000000-${name}:${text}";
-    formats.toml = { }: {
-      type = types.attrsOf types.anything;
-      generate = name: value: "/nix/store/00000000000000000000000000000000-${name}";
-    };
-    spinup-smoke = fakePackage "spinup-smoke";
-    coreutils = fakePackage "coreutils";
-    nftables = fakePackage "nftables";
-    iproute2 = fakePackage "iproute2";
-    systemd = fakePackage "systemd";
-  };
-
-  # The NixOS options our modules read or set, reduced to what they need and
-  # declared at NixOS's granularity (services.gitlab is an option, services
-  # is not), so that mkIf conditions reading services.rave-p6 do not recurse.
-  nixosStub = {
-    options = {
-      assertions = mkOption {
-        type = types.listOf types.anything;
-        default = [ ];
-      };
-      networking = {
-        firewall = open { enable = flag true; };
-        nftables = open { enable = flag false; };
-        hosts = open { };
-      };
-      services = {
-        openssh = open {
-          # NixOS's default is true: the module must turn it off.
-          settings = open {
-            PasswordAuthentication = flag true;
-          };
-          package = mkOption { default = fakePackage "openssh"; };
-        };
-        postgresql = open { };
-        gitlab = open { };
-        matrix-synapse = open { };
-        grafana = open { };
-        prometheus = open { };
-        nginx = open { };
-      };
-      systemd.services = open { };
-      users.users = open { };
-      environment.systemPackages = mkOption {
-        type = types.listOf types.anything;
-        default = [ ];
-      };
-    };
-  };
 
   # A stand-in for sops-nix: every secret's path is /run/secrets/<name>.
   sopsStub =
@@ -109,16 +43,6 @@ let
         default = { };
       };
     };
-
-  eval =
-    modules:
-    (lib.evalModules {
-      modules = [
-        nixosStub
-        { _module.args = { inherit pkgs; }; }
-      ]
-      ++ modules;
-    }).config;
 
   stack = {
     imports = [
@@ -144,7 +68,6 @@ let
   };
 
   good = eval [ stack ];
-  failedAssertions = cfg: map (a: a.message) (lib.filter (a: !a.assertion) cfg.assertions);
 
   withPasswords = eval [
     stack

@@ -5,15 +5,8 @@
 #   nix-instantiate --eval --strict --json vm-tests/render-scripts.nix --arg lib 'import /path/to/nixpkgs/lib'
 { lib }:
 let
-  store = name: "/nix/store/00000000000000000000000000000000-${name}";
-  pkgs = {
-    inherit lib;
-    runCommand = name: _env: _script: store name;
-    writeText = name: _text: store name;
-    openssl = store "openssl";
-    python3 = store "python3";
-    testers.runNixOSTest = test: test;
-  };
+  stub = import ./stub.nix { inherit lib; };
+  inherit (stub) pkgs store;
   spinup-smoke = store "spinup-smoke";
   modules = {
     rave-p6 = ../nixos/rave-p6.nix;
