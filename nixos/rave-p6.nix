@@ -135,7 +135,9 @@ in
 
       (lib.mkIf cfg.stack.enable {
 
-        # PostgreSQL: unix socket only. Each database is owned by the role of
+        # PostgreSQL: the unix socket and loopback (enableTCPIP = false keeps
+        # it off the network; the validator logs in over 127.0.0.1, the
+        # services over the socket). Each database is owned by the role of
         # the same name; Synapse's is created with LC_COLLATE C on first start
         # (Synapse refuses other collations), and the OS user matrix-synapse
         # logs in as role synapse through an ident map.
