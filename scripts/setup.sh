@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for pkg in openssl ca-certificates postgresql prometheus python3-venv; do
+for pkg in openssl ca-certificates postgresql prometheus python3-venv nix-bin nftables iproute2 openssh-client jq curl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -23,5 +23,13 @@ if ! .venv/bin/python -c "import synapse, authlib, psycopg2" 2>/dev/null \
   echo "setup: python venv .venv with matrix-synapse $SYNAPSE_VERSION"
   python3 -m venv .venv
   .venv/bin/pip install -q "matrix-synapse[postgres,oidc]==$SYNAPSE_VERSION"
+fi
+.venv/bin/python -c "import yaml" 2>/dev/null || .venv/bin/pip install -q pyyaml
+# An sshd binary for the security checks' namespace test, without
+# installing the ssh service on this machine.
+if [ ! -x .cache/sshd/usr/sbin/sshd ]; then
+  echo "setup: unpack openssh-server into .cache/sshd"
+  mkdir -p .cache/sshd
+  (cd .cache && apt-get download -q openssh-server >/dev/null && dpkg -x openssh-server_*.deb sshd && rm -f openssh-server_*.deb)
 fi
 echo "setup: ok"
