@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for pkg in openssl ca-certificates postgresql prometheus python3-venv nix-bin nftables iproute2 openssh-client jq curl; do
+for pkg in openssl ca-certificates postgresql prometheus nginx-light nodejs npm python3-venv nix-bin nftables iproute2 openssh-client jq curl bc; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -24,7 +24,12 @@ if ! .venv/bin/python -c "import synapse, authlib, psycopg2" 2>/dev/null \
   python3 -m venv .venv
   .venv/bin/pip install -q "matrix-synapse[postgres,oidc]==$SYNAPSE_VERSION"
 fi
-.venv/bin/python -c "import yaml" 2>/dev/null || .venv/bin/pip install -q pyyaml
+.venv/bin/python -c "import yaml, testinfra" 2>/dev/null || .venv/bin/pip install -q pyyaml pytest-testinfra
+# The demo IdP's npm packages (package-lock.json pins them).
+if [ ! -d demo/idp/node_modules/oidc-provider ] || [ demo/idp/package-lock.json -nt demo/idp/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci in demo/idp"
+  (cd demo/idp && npm ci --no-audit --no-fund --loglevel=error)
+fi
 # An sshd binary for the security checks' namespace test, without
 # installing the ssh service on this machine.
 if [ ! -x .cache/sshd/usr/sbin/sshd ]; then

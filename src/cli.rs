@@ -44,6 +44,10 @@ pub enum Command {
     Keygen(KeygenArgs),
     /// Print the streamed SHA-256 digest of a file as `sha256:<hex>`.
     Digest(DigestArgs),
+    /// The embedded demo stack: without a subcommand, start it, validate it
+    /// (all phases), verify the signed transcript and stop it; `up` and
+    /// `down` start or stop it alone.
+    Demo(crate::demo::cli::DemoArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,24 +188,30 @@ pub fn main() -> i32 {
     };
     match cli.command {
         Command::List(args) => list(&args, &settings),
-        Command::Run(args) => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    return report_user_errors(
-                        &UserError::new(format!("cannot start the async runtime: {e}")).into(),
-                    )
-                }
-            };
-            runtime.block_on(run(args, settings))
-        }
+        Command::Run(args) => match runtime() {
+            Ok(rt) => rt.block_on(run(args, settings)).0,
+            Err(code) => code,
+        },
+        Command::Demo(args) => match runtime() {
+            Ok(rt) => rt.block_on(demo(args, settings)),
+            Err(code) => code,
+        },
         Command::Verify(args) => verify(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Digest(args) => digest(&args),
     }
+}
+
+/// The one tokio runtime of the process.
+fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            report_user_errors(
+                &UserError::new(format!("cannot start the async runtime: {e}")).into(),
+            )
+        })
 }
 
 fn report_user_errors(errors: &UserErrors) -> i32 {
@@ -348,7 +358,9 @@ pub fn exit_code(status: OverallStatus) -> i32 {
     }
 }
 
-async fn run(args: RunArgs, settings: EnvSettings) -> i32 {
+/// Runs the checks and writes the artifacts: the exit code, and the files
+/// when they were written.
+async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report::Written>) {
     // Everything that can be wrong with the input is found before any check runs.
     let mut errors = Vec::new();
     if let Err(e) = check_out_dir(&args.out) {
@@ -379,14 +391,14 @@ async fn run(args: RunArgs, settings: EnvSettings) -> i32 {
     let prepared = prepare(&args.selection, &settings);
     let (target, profiles, plan) = match prepared {
         Ok(p) if errors.is_empty() => p,
-        Ok(_) => return report_user_errors(&UserErrors(errors)),
+        Ok(_) => return (report_user_errors(&UserErrors(errors)), None),
         Err(e) => {
             errors.extend(e.0);
-            return report_user_errors(&UserErrors(errors));
+            return (report_user_errors(&UserErrors(errors)), None);
         }
     };
     let Some(key) = key else {
-        return report_user_errors(&UserErrors(errors));
+        return (report_user_errors(&UserErrors(errors)), None);
     };
     if key.ephemeral {
         eprintln!(
@@ -480,13 +492,109 @@ async fn run(args: RunArgs, settings: EnvSettings) -> i32 {
             } else {
                 println!("{paths}");
             }
-            code
+            (code, Some(written))
         }
         Err(e) => {
             eprintln!("{e}");
-            exit::USAGE
+            (exit::USAGE, None)
         }
     }
+}
+
+/// The profiles the demo validates: every service profile and the host self-test.
+const DEMO_PROFILES: [&str; 7] = [
+    "health-checks/postgres.toml",
+    "health-checks/matrix.toml",
+    "health-checks/prometheus.toml",
+    "health-checks/gitlab.toml",
+    "health-checks/grafana.toml",
+    "health-checks/networking.toml",
+    "scenarios/selftest.toml",
+];
+
+async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
+    use crate::demo::cli::DemoAction;
+    let state = args.state.clone();
+    let started = match args.action {
+        Some(DemoAction::Down) => {
+            return match crate::demo::down(&state).await {
+                Ok(stopped) if stopped.is_empty() => {
+                    println!("demo: nothing was running in {}", state.display());
+                    exit::SUCCESS
+                }
+                Ok(stopped) => {
+                    println!(
+                        "demo: stopped {} and removed {}",
+                        stopped.join(", "),
+                        state.display()
+                    );
+                    exit::SUCCESS
+                }
+                Err(e) => report_user_errors(&e.into()),
+            };
+        }
+        Some(DemoAction::Up) | None => match crate::demo::up(&state).await {
+            Ok(info) => info,
+            Err(e) => return report_user_errors(&e.into()),
+        },
+    };
+    println!("demo: stack up in {}", state.display());
+    for (component, took) in &started.timings {
+        println!("  {component:<26} {:>7.2}s", took.as_secs_f64());
+    }
+    println!("demo: target file {}", started.target.display());
+    if args.action.is_some() {
+        println!("demo: validate it with `spinup-smoke run --profile health-checks --target {}`; stop it with `spinup-smoke demo down`", started.target.display());
+        return exit::SUCCESS;
+    }
+    let repo = crate::demo::repo_root();
+    let run_args = RunArgs {
+        selection: Selection {
+            profiles: DEMO_PROFILES.iter().map(|p| repo.join(p)).collect(),
+            target: Some(started.target.clone()),
+            phases: Vec::new(),
+        },
+        image: None,
+        key: args.key.clone(),
+        out: args.out.clone(),
+        jobs: 8,
+        format: Format::Human,
+    };
+    let (mut code, written) = run(run_args, settings).await;
+    if let Some(written) = &written {
+        println!("\n==> verify the signed transcript and its attestation");
+        let pubkey = args
+            .key
+            .as_ref()
+            .map(|k| k.with_extension("pub"))
+            .filter(|p| p.exists());
+        for file in [&written.transcript, &written.attestation] {
+            let verdict = verify(&VerifyArgs {
+                file: file.clone(),
+                pubkey: pubkey.clone(),
+                image: None,
+            });
+            code = code.max(verdict);
+        }
+    }
+    match crate::demo::down(&state).await {
+        Ok(stopped) => println!("\ndemo: stopped {}", stopped.join(", ")),
+        Err(e) => {
+            eprintln!("{e}");
+            code = code.max(exit::USAGE);
+        }
+    }
+    if let Some(written) = written {
+        println!(
+            "demo: artifacts in {}",
+            written
+                .transcript
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    code
 }
 
 fn verify(args: &VerifyArgs) -> i32 {

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod exit;
