@@ -161,6 +161,10 @@ fn stack_passes_faults_fail_the_right_checks_and_down_cleans_up() {
     assert_eq!(doc["overall_status"], "SUCCESS");
     assert_eq!(doc["test_summary"]["total_tests"], 38);
 
+    // The IdP's login form really checks the password, and a right one ends
+    // in an authorization code at the client's redirect URI (PKCE).
+    idp_login(&state, dir.path());
+
     // A frozen service hits its deadline and fails; it does not hang the run.
     let standins: u32 = std::fs::read_to_string(state.join("run/standins.pid"))
         .unwrap()
@@ -306,5 +310,94 @@ fn down_after_a_killed_up_cleans_up() {
     assert!(
         left.is_empty(),
         "processes left after a crashed up: {left:?}"
+    );
+}
+
+/// Drives the IdP's authorization-code + PKCE login with curl (a cookie jar
+/// carries the interaction): wrong password 401, right password a code.
+fn idp_login(state: &Path, work: &Path) {
+    let target = std::fs::read_to_string(state.join("target.toml")).unwrap();
+    let issuer = target
+        .lines()
+        .find(|l| l.starts_with("idp.issuer"))
+        .unwrap()
+        .split('"')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let password = std::fs::read_to_string(state.join("secrets/idp_test_password")).unwrap();
+    let jar = work.join("cookies");
+    let curl = |args: &[&str]| -> (String, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+                "-c",
+            ])
+            .arg(&jar)
+            .arg("-b")
+            .arg(&jar)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (code, location) = text.split_once(' ').unwrap_or((&text, ""));
+        (code.to_string(), location.to_string())
+    };
+    // RFC 7636 appendix B's verifier and challenge.
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let redirect = "http://127.0.0.1/spinup-smoke/callback";
+    let auth = format!(
+        "{issuer}/auth?client_id=spinup-smoke&response_type=code&scope=openid%20profile&redirect_uri={redirect}&code_challenge={challenge}&code_challenge_method=S256&state=st&nonce=nn"
+    );
+    let (code, interaction) = curl(&[&auth]);
+    assert!(
+        code.starts_with('3') && interaction.contains("/interaction/"),
+        "{code} {interaction}"
+    );
+    let (code, _) = curl(&[&interaction]);
+    assert_eq!(code, "200", "the login form");
+    let login = format!("{interaction}/login");
+    let (code, _) = curl(&[
+        "--data-urlencode",
+        "username=alice",
+        "--data-urlencode",
+        "password=not-the-password",
+        &login,
+    ]);
+    assert_eq!(code, "401", "a wrong password is refused");
+    let (code, _) = curl(&[
+        "--data-urlencode",
+        "username=mallory",
+        "--data-urlencode",
+        &format!("password={password}"),
+        &login,
+    ]);
+    assert_eq!(code, "401", "an unknown user is refused");
+    let (code, mut next) = curl(&[
+        "--data-urlencode",
+        "username=alice",
+        "--data-urlencode",
+        &format!("password={password}"),
+        &login,
+    ]);
+    assert!(
+        code.starts_with('3'),
+        "the right password is accepted: {code}"
+    );
+    // Follow the provider's redirects (consent is granted for first-party clients).
+    for _ in 0..6 {
+        if next.starts_with(redirect) {
+            break;
+        }
+        let (_, location) = curl(&[&next]);
+        next = location;
+    }
+    assert!(
+        next.starts_with(redirect) && next.contains("code=") && next.contains("state=st"),
+        "ends at the client with a code: {next}"
     );
 }
