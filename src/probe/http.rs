@@ -101,20 +101,7 @@ impl<'de> Deserialize<'de> for StatusSet {
     }
 }
 
-/// The error and every cause, on one line ("error sending request: ... Connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
-}
+pub use crate::probe::error_chain;
 
 fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
     let mut builder = reqwest::Client::builder()

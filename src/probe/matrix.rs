@@ -7,7 +7,6 @@
 //! Every request is bounded by the check's deadline. Access tokens are
 //! removed from recorded answers and passwords are never recorded.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::judge::matrix::{Exchange, Facts, Media, Reply, Session};
 use crate::judge::{self, Verdict};
-use crate::probe::ProbeContext;
+use crate::probe::{error_chain, ProbeContext};
 
 /// Largest recorded body (bytes); the rest is cut.
 const BODY_EXCERPT_BYTES: usize = 2000;
@@ -225,16 +224,7 @@ impl TryFrom<RawSpec> for Spec {
     }
 }
 
-/// A password: deserialized from a string, never printed.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Password(pub String);
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
+pub use crate::probe::Password;
 
 /// The numbers of a dotted version ("1.98.0rc1" -> [1, 98, 0]).
 pub fn version_numbers(version: &str) -> Vec<u64> {
@@ -621,21 +611,6 @@ fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill_bytes(&mut buf);
     hex::encode(buf)
-}
-
-/// An error with its causes ("error sending request: ... Connection refused").
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -38,6 +38,33 @@ pub use exec::{
     CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor, LocalExecutor,
 };
 
+/// The error and every cause, on one line ("error sending request: ...:
+/// Connection refused").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A password from a profile: deserialized from a string, never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
 /// What a probe may use while it runs.
 #[derive(Clone)]
 pub struct ProbeContext {

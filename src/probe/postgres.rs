@@ -284,16 +284,7 @@ impl TryFrom<RawSpec> for Spec {
     }
 }
 
-/// A password: deserialized from a string, never printed.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Password(pub String);
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
-    }
-}
+pub use crate::probe::Password;
 
 /// A TCP port written as a number or as a string of digits (target vars
 /// are often strings).

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::judge::prometheus::{Facts, Sample, TargetHealth};
 use crate::judge::{self, Verdict};
-use crate::probe::ProbeContext;
+use crate::probe::{error_chain, ProbeContext};
 
 /// The table as written in a profile.
 #[derive(Debug, Clone, Deserialize)]
@@ -236,20 +236,6 @@ fn sample(item: &Value) -> Option<Sample> {
         labels: format!("{{{labels}}}"),
         value: value.parse().unwrap_or(f64::NAN),
     })
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
