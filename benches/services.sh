@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 runs="${1:-5}"
 cargo build --release --locked --quiet
 bin=target/release/spinup-smoke
-state=$(mktemp -d)/demo
+work=$(mktemp -d); chmod 755 "$work"  # the postgres user must reach the state
+state=$work/demo
 trap '"$bin" demo down --state "$state" >/dev/null 2>&1 || true' EXIT
 up_start=$(date +%s.%N)
 "$bin" demo up --state "$state"

@@ -92,7 +92,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", default_value = "artifacts")]
     pub out: PathBuf,
     /// Checks of one phase running at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub jobs: u16,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -557,7 +557,7 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
         image: None,
         key: args.key.clone(),
         out: args.out.clone(),
-        jobs: 8,
+        jobs: 16,
         format: Format::Human,
     };
     let (mut code, written) = run(run_args, settings).await;

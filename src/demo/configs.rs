@@ -231,6 +231,12 @@ report_stats: false
 macaroon_secret_key: {macaroon}
 form_secret: {form}
 max_upload_size: 10M
+# The demo is validated (and benchmarked) many times in a row; production
+# keeps Synapse's default login rate limits.
+rc_login:
+  address: {{per_second: 50, burst_count: 500}}
+  account: {{per_second: 50, burst_count: 500}}
+  failed_attempts: {{per_second: 50, burst_count: 500}}
 oidc_providers:
   - idp_id: rave
     idp_name: "RAVE SSO"
