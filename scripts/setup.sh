@@ -4,9 +4,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for pkg in openssl ca-certificates postgresql prometheus nginx-light nodejs npm python3-venv nix-bin nftables iproute2 openssh-client jq curl bc; do
+for pkg in openssl ca-certificates postgresql prometheus nginx-light python3-venv nix-bin nftables iproute2 openssh-client jq curl bc; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
+# Node.js may come from another source than Debian (with npm inside): only
+# install Debian's when there is none.
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need[*]}"
   $SUDO apt-get update -q
