@@ -23,7 +23,7 @@ fi
 # Matrix Synapse (pinned) in a venv, for the demo stack and its tests.
 SYNAPSE_VERSION=1.163.2
 if ! .venv/bin/python -c "import synapse, authlib, psycopg2" 2>/dev/null \
-    || [ "$(.venv/bin/python -c 'import synapse; print(synapse.__version__)' 2>/dev/null)" != "$SYNAPSE_VERSION" ]; then
+    || [ "$(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("matrix-synapse"))' 2>/dev/null)" != "$SYNAPSE_VERSION" ]; then
   echo "setup: python venv .venv with matrix-synapse $SYNAPSE_VERSION"
   python3 -m venv .venv
   .venv/bin/pip install -q "matrix-synapse[postgres,oidc]==$SYNAPSE_VERSION"
