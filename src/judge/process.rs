@@ -11,6 +11,10 @@ pub struct ProcessInfo {
     /// (exited, not yet reaped) never count as running.
     pub state: char,
     pub cmdline: String,
+    /// The validator's own process: it may match by `name` (a self-test),
+    /// never by `cmdline_contains` (its arguments may name the service a
+    /// profile checks, e.g. `--profile health-checks/postgres.toml`).
+    pub is_validator: bool,
 }
 
 /// Parses `/proc/<pid>/stat` into (pid, comm, state). The name sits in
@@ -45,6 +49,7 @@ pub fn parse_cmdline(bytes: &[u8]) -> String {
 
 fn matches(spec: &Spec, p: &ProcessInfo) -> bool {
     p.state != 'Z'
+        && !(p.is_validator && spec.cmdline_contains.is_some())
         && spec.name.as_ref().is_none_or(|n| name_matches(n, &p.comm))
         && spec
             .cmdline_contains
@@ -112,30 +117,42 @@ mod tests {
                 comm: "systemd".into(),
                 state: 'S',
                 cmdline: "/sbin/init".into(),
+                is_validator: false,
             },
             ProcessInfo {
                 pid: 42,
                 comm: "postgres".into(),
                 state: 'S',
                 cmdline: "postgres -D /var/lib/pg".into(),
+                is_validator: false,
             },
             ProcessInfo {
                 pid: 43,
                 comm: "postgres".into(),
                 state: 'R',
                 cmdline: "postgres: checkpointer".into(),
+                is_validator: false,
             },
             ProcessInfo {
                 pid: 50,
                 comm: "synapse".into(),
                 state: 'Z',
                 cmdline: String::new(),
+                is_validator: false,
             },
             ProcessInfo {
                 pid: 60,
                 comm: "prometheus-node".into(),
                 state: 'S',
                 cmdline: "/usr/bin/prometheus-node-exporter".into(),
+                is_validator: false,
+            },
+            ProcessInfo {
+                pid: 70,
+                comm: "spinup-smoke".into(),
+                state: 'R',
+                cmdline: "spinup-smoke run --profile health-checks/grafana.toml".into(),
+                is_validator: true,
             },
         ]
     }
@@ -155,12 +172,23 @@ mod tests {
         check(
             "name = \"nginx\"",
             false,
-            "no process matches (of 5 running)",
+            "no process matches (of 6 running)",
         );
         check("name = \"nginx\"\nrunning = false", true, "");
         check("name = \"systemd\"\nrunning = false", false, "1 running");
         check("", false, "give `name`");
         assert_eq!(parse_cmdline(b"sleep\x0031\x00"), "sleep 31");
+    }
+
+    #[test]
+    fn the_validator_matches_by_name_but_never_by_its_command_line() {
+        check("name = \"spinup-smoke\"", true, "pids 70");
+        check(
+            "cmdline_contains = \"grafana\"",
+            false,
+            "no process matches",
+        );
+        check("cmdline_contains = \"grafana\"\nrunning = false", true, "");
     }
 
     #[test]

@@ -43,10 +43,8 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
     }
 }
 
-/// Every process of this host but this one (pid, comm, state, cmdline);
-/// vanished ones are skipped. The validator's own command line (which may
-/// name the service it checks, e.g. `--profile postgres.toml`) must never
-/// satisfy a check.
+/// Every process of this host (pid, comm, state, cmdline), this one marked
+/// as the validator; vanished ones are skipped.
 pub fn list_processes() -> std::io::Result<Vec<ProcessInfo>> {
     let own = std::process::id();
     let mut out = Vec::new();
@@ -59,9 +57,6 @@ pub fn list_processes() -> std::io::Result<Vec<ProcessInfo>> {
         else {
             continue;
         };
-        if pid == own {
-            continue;
-        }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
@@ -74,6 +69,7 @@ pub fn list_processes() -> std::io::Result<Vec<ProcessInfo>> {
             comm,
             state,
             cmdline: judge::process::parse_cmdline(&cmdline),
+            is_validator: pid == own,
         });
     }
     Ok(out)
@@ -118,13 +114,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_validator_itself_never_matches() {
+    async fn the_validator_matches_by_name_but_not_by_its_command_line() {
         // This test binary's own command line holds its path; no other
-        // process does, so nothing may match.
+        // process does, so nothing may match it.
         let own = std::env::current_exe().unwrap().display().to_string();
         let spec = toml::from_str::<Spec>(&format!("cmdline_contains = \"{own}\"")).unwrap();
-        let v = probe(&spec, &ProbeContext::for_tests(5)).await;
+        let ctx = ProbeContext::for_tests(5);
+        let v = probe(&spec, &ctx).await;
         assert!(!v.pass && v.found.contains("no process"), "{v:?}");
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let spec = toml::from_str::<Spec>(&format!("name = \"{}\"", comm.trim())).unwrap();
+        let v = probe(&spec, &ctx).await;
+        assert!(v.pass, "{v:?}");
+        assert!(
+            v.evidence.contains(&format!("pid {} ", std::process::id())),
+            "{v:?}"
+        );
     }
 
     #[tokio::test]
