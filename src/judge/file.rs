@@ -91,7 +91,9 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
         let found = if f.is_symlink && want == Kind::Symlink {
             "symlink"
         } else {
-            f.kind.map(kind_name).unwrap_or("unknown")
+            f.kind
+                .map(kind_name)
+                .unwrap_or("special file (socket, fifo or device) or a dangling link")
         };
         let v = format!("{path} is a {}", kind_name(want));
         let ok = match want {
@@ -103,6 +105,28 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
         } else {
             Verdict::fail(v, format!("{path} is a {found}"))
         });
+    }
+    // A dangling link: only `exists` and `kind` can be judged; every
+    // property of the (missing) target fails instead of reading zeros.
+    if f.is_symlink && f.kind.is_none() && f.error.is_some() {
+        let asks_target = spec.mode.is_some()
+            || spec.mode_max.is_some()
+            || spec.owner.is_some()
+            || spec.group.is_some()
+            || spec.min_size.is_some()
+            || spec.sha256.is_some()
+            || !spec.contains.is_empty()
+            || !spec.not_contains.is_empty();
+        if asks_target {
+            parts.push(Verdict::fail(
+                format!("{path} points at something to inspect"),
+                format!(
+                    "{path} is a dangling symlink: {}",
+                    f.error.as_deref().unwrap_or("")
+                ),
+            ));
+        }
+        return all_of(parts).with_evidence(format!("{path}: dangling symlink"));
     }
     if let Some(m) = &spec.mode {
         parts.push(match parse_mode(m) {

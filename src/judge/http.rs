@@ -35,7 +35,10 @@ fn evidence(spec: &Spec, f: &Facts) -> String {
         matches!(
             k.to_ascii_lowercase().as_str(),
             "content-type" | "location" | "server" | "www-authenticate" | "content-length"
-        )
+        ) || spec
+            .header_contains
+            .keys()
+            .any(|name| name.eq_ignore_ascii_case(k))
     }) {
         e.push_str(&format!("{k}: {v}\n"));
     }
@@ -207,5 +210,25 @@ mod tests {
             },
         );
         assert!(!v.pass && v.found == "connection refused");
+    }
+
+    #[test]
+    fn evidence_shows_the_checked_headers_but_not_cookies() {
+        let spec: Spec = toml::from_str(
+            "url = \"http://x/\"\nheader_contains = { \"X-Gitlab-Version\" = \"16\" }",
+        )
+        .unwrap();
+        let f = Facts {
+            status: Some(200),
+            headers: vec![
+                ("x-gitlab-version".into(), "15.11.2".into()),
+                ("set-cookie".into(), "_gitlab_session=secret".into()),
+            ],
+            ..Facts::default()
+        };
+        let v = judge(&spec, &f);
+        assert!(!v.pass);
+        assert!(v.evidence.contains("x-gitlab-version: 15.11.2"), "{v:?}");
+        assert!(!v.evidence.contains("secret"), "{v:?}");
     }
 }

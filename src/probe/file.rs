@@ -83,6 +83,15 @@ fn gather(spec: &Spec) -> Facts {
     // Everything but `kind = "symlink"` is about what a link points to.
     let meta = match std::fs::metadata(&spec.path) {
         Ok(m) => m,
+        // A dangling link exists (as a link) though what it names does not.
+        Err(_) if is_symlink => {
+            return Facts {
+                exists: true,
+                is_symlink,
+                error: Some("the symlink's target does not exist".into()),
+                ..Facts::default()
+            };
+        }
         Err(e) => {
             return Facts {
                 exists: false,
@@ -94,16 +103,20 @@ fn gather(spec: &Spec) -> Facts {
             };
         }
     };
+    // Sockets, fifos and devices are neither: `kind` stays unknown and
+    // their content is never read (a fifo would block).
     let kind = if meta.is_dir() {
-        Kind::Directory
+        Some(Kind::Directory)
+    } else if meta.is_file() {
+        Some(Kind::File)
     } else {
-        Kind::File
+        None
     };
     let users = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let mut facts = Facts {
         exists: true,
-        kind: Some(kind),
+        kind,
         is_symlink,
         mode: meta.permissions().mode() & 0o7777,
         uid: meta.uid(),
@@ -116,7 +129,7 @@ fn gather(spec: &Spec) -> Facts {
         ..Facts::default()
     };
     let wants_content = !spec.contains.is_empty() || !spec.not_contains.is_empty();
-    if (spec.sha256.is_some() || wants_content) && kind == Kind::File {
+    if (spec.sha256.is_some() || wants_content) && kind == Some(Kind::File) {
         match read_content(spec, wants_content) {
             Ok((digest, content, truncated)) => {
                 facts.sha256 = digest;
@@ -223,5 +236,40 @@ mod tests {
         )
         .await;
         assert!(!v.pass && v.found.contains("directory"), "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn dangling_links_and_special_files_are_not_taken_for_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("gone"), &link).unwrap();
+        let ctx = ProbeContext::for_tests(5);
+        let spec = |t: &str| toml::from_str::<Spec>(t).unwrap();
+        let l = link.display();
+        assert!(
+            probe(&spec(&format!("path = \"{l}\"\nkind = \"symlink\"")), &ctx)
+                .await
+                .pass
+        );
+        let v = probe(&spec(&format!("path = \"{l}\"\nowner = \"root\"")), &ctx).await;
+        assert!(!v.pass && v.found.contains("dangling symlink"), "{v:?}");
+        let v = probe(&spec("path = \"/dev/null\"\nkind = \"file\""), &ctx).await;
+        assert!(!v.pass && v.found.contains("special file"), "{v:?}");
+        // A fifo is never opened for content (it would block until the deadline).
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let v = probe(
+            &spec(&format!(
+                "path = \"{}\"\ncontains = [\"x\"]",
+                fifo.display()
+            )),
+            &ctx,
+        )
+        .await;
+        assert!(!v.pass && v.found.contains("not a regular file"), "{v:?}");
     }
 }

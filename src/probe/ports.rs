@@ -1,10 +1,11 @@
-//! `[check.ports]`: which sockets listen on this host, from /proc/net
-//! (tcp, tcp6, udp, udp6), against an expected set or an allow-list.
+//! `[check.ports]`: which sockets listen on the target, from /proc/net
+//! (tcp, tcp6, udp, udp6) read through the target's executor, against an
+//! expected set or an allow-list.
 
 use serde::Deserialize;
 
 use crate::judge::{self, Verdict};
-use crate::probe::ProbeContext;
+use crate::probe::{CommandSpec, ProbeContext};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -35,35 +36,34 @@ pub enum Protocol {
 }
 
 pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    let protocol = spec.protocol;
-    let read = tokio::task::spawn_blocking(move || {
-        let names = match protocol {
-            Protocol::Tcp => ["/proc/net/tcp", "/proc/net/tcp6"],
-            Protocol::Udp => ["/proc/net/udp", "/proc/net/udp6"],
-        };
-        let mut sockets = Vec::new();
-        let mut read_any = false;
-        for name in names {
-            if let Ok(text) = std::fs::read_to_string(name) {
-                read_any = true;
-                sockets.extend(judge::ports::parse_proc_net(
-                    &text,
-                    protocol == Protocol::Tcp,
-                ));
-            }
+    // Read through the executor, so the sockets judged are the target's
+    // (this host, or a VM over ssh), not wherever the validator runs.
+    let tables = match spec.protocol {
+        Protocol::Tcp => ["/proc/net/tcp", "/proc/net/tcp6"],
+        Protocol::Udp => ["/proc/net/udp", "/proc/net/udp6"],
+    };
+    let command = CommandSpec::new("cat", &tables);
+    let expected = format!(
+        "listening sockets can be read ({} on {})",
+        command.display(),
+        ctx.executor.describe()
+    );
+    match ctx.executor.run(&command, ctx.deadline).await {
+        // `cat` exits 1 when the IPv6 table is absent (IPv6 disabled) but
+        // still prints the IPv4 one.
+        Ok(output) if !output.stdout.is_empty() => {
+            let sockets =
+                judge::ports::parse_proc_net(&output.stdout_text(), spec.protocol == Protocol::Tcp);
+            judge::ports::judge(spec, &sockets)
         }
-        read_any.then_some(sockets)
-    });
-    match tokio::time::timeout(ctx.remaining(), read).await {
-        Ok(Ok(Some(sockets))) => judge::ports::judge(spec, &sockets),
-        Ok(Ok(None)) => Verdict::probe_error(
-            "listening sockets can be read",
-            "cannot read /proc/net (is /proc mounted?)",
+        Ok(output) => Verdict::probe_error(
+            expected,
+            format!(
+                "cannot read /proc/net (is /proc mounted?): {}",
+                judge::excerpt(output.stderr_text().trim(), 300)
+            ),
         ),
-        _ => Verdict::probe_error(
-            "listening sockets can be read",
-            "reading /proc/net did not finish before the deadline",
-        ),
+        Err(e) => Verdict::probe_error(expected, e),
     }
 }
 
@@ -90,5 +90,38 @@ mod tests {
         drop(listener);
         let v = probe(&spec(&format!("listening = [{port}]")), &ctx).await;
         assert!(!v.pass, "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn reads_the_targets_tables_through_the_executor() {
+        // The target's table (as its `cat` prints it) decides, not this host's.
+        let fake = std::sync::Arc::new(crate::probe::FakeExecutor::new());
+        fake.answer(
+            "cat",
+            1,
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 53 1 0000000082f1fe6f 100 0 0 10 0\n   1: 00000000:0BBA 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 54 1 0000000082f1fe6f 100 0 0 10 0\n",
+            "cat: /proc/net/tcp6: No such file or directory",
+        );
+        let mut ctx = ProbeContext::for_tests(5);
+        ctx.executor = fake.clone();
+        let spec = |t: &str| toml::from_str::<Spec>(t).unwrap();
+        assert!(probe(&spec("allowed = [22, 3002]"), &ctx).await.pass);
+        let v = probe(&spec("allowed = [22]"), &ctx).await;
+        assert!(!v.pass && v.found.contains("3002"), "{v:?}");
+        assert_eq!(
+            fake.calls()[0].args,
+            vec!["/proc/net/tcp", "/proc/net/tcp6"]
+        );
+
+        let broken = std::sync::Arc::new(crate::probe::FakeExecutor::new());
+        broken.answer(
+            "cat",
+            1,
+            "",
+            "cat: /proc/net/tcp: No such file or directory",
+        );
+        ctx.executor = broken;
+        let v = probe(&spec("listening = [22]"), &ctx).await;
+        assert!(!v.pass && v.found.contains("No such file"), "{v:?}");
     }
 }

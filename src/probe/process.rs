@@ -43,8 +43,10 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
     }
 }
 
-/// Every process of this host (pid, comm, cmdline); vanished ones are skipped.
+/// Every process of this host (pid, comm, state, cmdline), this one marked
+/// as the validator; vanished ones are skipped.
 pub fn list_processes() -> std::io::Result<Vec<ProcessInfo>> {
+    let own = std::process::id();
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
@@ -55,14 +57,19 @@ pub fn list_processes() -> std::io::Result<Vec<ProcessInfo>> {
         else {
             continue;
         };
-        let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) else {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((_, comm, state)) = judge::process::parse_stat(&stat) else {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         out.push(ProcessInfo {
             pid,
-            comm: comm.trim_end().to_string(),
+            comm,
+            state,
             cmdline: judge::process::parse_cmdline(&cmdline),
+            is_validator: pid == own,
         });
     }
     Ok(out)
@@ -104,5 +111,60 @@ mod tests {
         )
         .await;
         assert!(v.pass, "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn the_validator_matches_by_name_but_not_by_its_command_line() {
+        // This test binary's own command line holds its path; no other
+        // process does, so nothing may match it.
+        let own = std::env::current_exe().unwrap().display().to_string();
+        let spec = toml::from_str::<Spec>(&format!("cmdline_contains = \"{own}\"")).unwrap();
+        let ctx = ProbeContext::for_tests(5);
+        let v = probe(&spec, &ctx).await;
+        assert!(!v.pass && v.found.contains("no process"), "{v:?}");
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        let spec = toml::from_str::<Spec>(&format!("name = \"{}\"", comm.trim())).unwrap();
+        let v = probe(&spec, &ctx).await;
+        assert!(v.pass, "{v:?}");
+        assert!(
+            v.evidence.contains(&format!("pid {} ", std::process::id())),
+            "{v:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_exited_unreaped_child_is_not_running() {
+        let marker = format!("2{}.25", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg(&marker)
+            .spawn()
+            .unwrap();
+        let spec = toml::from_str::<Spec>(&format!("cmdline_contains = \"{marker}\"")).unwrap();
+        let ctx = ProbeContext::for_tests(5);
+        assert!(probe(&spec, &ctx).await.pass);
+        // SAFETY: plain signal to our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        // Not reaped yet: the child is a zombie whose cmdline is empty but
+        // whose comm is still `sleep`.
+        let by_name = toml::from_str::<Spec>("name = \"sleep\"").unwrap();
+        let zombie = child.id();
+        let mut seen_zombie = false;
+        for _ in 0..100 {
+            let stat = std::fs::read_to_string(format!("/proc/{zombie}/stat")).unwrap_or_default();
+            if judge::process::parse_stat(&stat).is_some_and(|(_, _, s)| s == 'Z') {
+                seen_zombie = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(seen_zombie, "the killed child never became a zombie");
+        let v = probe(&by_name, &ctx).await;
+        assert!(
+            !v.evidence.contains(&format!("pid {zombie} ")),
+            "a zombie was counted as running: {v:?}"
+        );
+        child.wait().unwrap();
     }
 }

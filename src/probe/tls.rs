@@ -59,9 +59,12 @@ impl Spec {
 }
 
 /// Records the chain and the real verifier's verdict; lets the handshake go on.
+/// Without any trusted root (`inner` is `Err`) the chain is recorded as
+/// unverifiable and the other properties are still judged.
 #[derive(Debug)]
 struct Recorder {
-    inner: Arc<dyn ServerCertVerifier>,
+    inner: Result<Arc<dyn ServerCertVerifier>, String>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
     chain: Mutex<Vec<Vec<u8>>>,
     verdict: Mutex<Option<Result<(), String>>>,
 }
@@ -81,11 +84,13 @@ impl ServerCertVerifier for Recorder {
                 .map(|c| c.to_vec())
                 .collect();
         }
-        let result = self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-            .map(|_| ())
-            .map_err(|e| e.to_string());
+        let result = match &self.inner {
+            Ok(inner) => inner
+                .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(why) => Err(why.clone()),
+        };
         if let Ok(mut v) = self.verdict.lock() {
             *v = Some(result);
         }
@@ -97,7 +102,12 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -105,10 +115,17 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -153,15 +170,25 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
 }
 
 async fn gather(spec: &Spec) -> Result<Facts, String> {
+    gather_with_roots(spec, roots(spec)?).await
+}
+
+async fn gather_with_roots(spec: &Spec, roots: rustls::RootCertStore) -> Result<Facts, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots(spec)?),
-        provider.clone(),
-    )
-    .build()
-    .map_err(|e| format!("cannot build the verifier: {e}"))?;
+    let inner: Result<Arc<dyn ServerCertVerifier>, String> = if roots.is_empty() {
+        Err("no trusted root certificates (the system store is empty); set ca_file".into())
+    } else {
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map(|v| v as Arc<dyn ServerCertVerifier>)
+        .map_err(|e| format!("cannot build the verifier: {e}"))
+    };
     let recorder = Arc::new(Recorder {
         inner,
+        provider: provider.clone(),
         chain: Mutex::new(Vec::new()),
         verdict: Mutex::new(None),
     });
@@ -292,6 +319,32 @@ mod tests {
             )
             .await
             .pass
+        );
+    }
+
+    #[tokio::test]
+    async fn without_any_trusted_root_the_other_properties_are_still_judged() {
+        // A host without a system CA store: the chain cannot verify, but
+        // expiry, names and protocol are still gathered and judged.
+        let (address, _ca) = server(90, &["rave.local"]).await;
+        let relaxed = spec(
+            &address,
+            None,
+            "chain_valid = false\nsan = [\"rave.local\"]",
+        );
+        let facts = gather_with_roots(&relaxed, rustls::RootCertStore::empty())
+            .await
+            .unwrap();
+        let v = judge::tls::judge(&relaxed, &facts);
+        assert!(v.pass, "{v:?}");
+        let strict = spec(&address, None, "");
+        let facts = gather_with_roots(&strict, rustls::RootCertStore::empty())
+            .await
+            .unwrap();
+        let v = judge::tls::judge(&strict, &facts);
+        assert!(
+            !v.pass && v.found.contains("no trusted root certificates"),
+            "{v:?}"
         );
     }
 
