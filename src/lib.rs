@@ -4,6 +4,7 @@
 //! Data flows one way: `profile` -> `plan` -> `run` -> `probe` -> `judge`
 //! -> `report` -> `sign`. See ARCHITECTURE.md for the map.
 
+pub mod digest;
 pub mod error;
 pub mod exit;
 pub mod judge;
@@ -11,4 +12,8 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod redact;
+pub mod report;
 pub mod run;
+pub mod sign;
+pub mod sysinfo;
