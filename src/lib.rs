@@ -4,6 +4,11 @@
 //! Data flows one way: `profile` -> `plan` -> `run` -> `probe` -> `judge`
 //! -> `report` -> `sign`. See ARCHITECTURE.md for the map.
 
+// User errors carry file, position, field and hint; they are on cold paths.
+#![allow(clippy::result_large_err)]
+
+pub mod cli;
+pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod exit;

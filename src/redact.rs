@@ -1,341 +1,221 @@
-//! Redaction: masks secrets in any text before it reaches evidence, error
-//! messages or a transcript. Known secret values (and their base64 forms) are
-//! masked exactly; well-known shapes are masked by pattern: PEM private key
-//! blocks, `password=...` / `"password": "..."` style key/value pairs (also
-//! `secret`, `token`, `api_key`...), `Authorization:` credentials, bearer
-//! tokens and passwords inside URLs (`postgres://user:pw@host`).
+//! Redaction: masks secrets in every text that could reach a transcript,
+//! a console or a JUnit file. Known secret values (from the target) and
+//! common secret shapes (PEM private keys, passwords in URLs and key=value
+//! pairs, bearer tokens, access tokens) become `[REDACTED]`.
 
-use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine;
-use std::ops::Range;
 
-/// What every masked value becomes.
-pub const REDACTED: &str = "[REDACTED]";
+pub const MASK: &str = "[REDACTED]";
 
-/// Secret values shorter than this are not masked by value (masking "a" would
-/// mask everything); the patterns still apply.
+/// Secrets shorter than this are not masked by value (they would mask
+/// ordinary words); targets should not use such secrets anyway.
 pub const MIN_SECRET_LEN: usize = 4;
 
-/// Key names (lowercase suffixes) whose values are secrets.
-const SENSITIVE_KEY_SUFFIXES: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "secret_key",
-    "token",
-    "api_key",
-    "apikey",
-    "private_key",
-    "access_key",
-];
-
-/// Masks secrets in text. Cheap to clone; build one per run from the target's
-/// resolved `[secrets]`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Redactor {
     /// Secret values and their base64 forms, longest first.
-    needles: Vec<String>,
+    values: Vec<String>,
 }
 
 impl Redactor {
-    /// A redactor for these secret values (values shorter than
-    /// [`MIN_SECRET_LEN`] are ignored for exact masking).
     pub fn new(secret_values: Vec<String>) -> Redactor {
-        let mut needles = Vec::new();
-        for secret in secret_values {
-            if secret.chars().count() < MIN_SECRET_LEN {
+        let mut values: Vec<String> = Vec::new();
+        for s in secret_values {
+            if s.len() < MIN_SECRET_LEN {
                 continue;
             }
-            for encoded in [
-                STANDARD.encode(&secret),
-                STANDARD_NO_PAD.encode(&secret),
-                URL_SAFE_NO_PAD.encode(&secret),
-            ] {
-                needles.push(encoded);
-            }
-            needles.push(secret);
+            values.push(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()));
+            values.push(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s.as_bytes()));
+            values.push(s);
         }
-        needles.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        needles.dedup();
-        Redactor { needles }
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        values.dedup();
+        Redactor { values }
     }
 
-    /// `text` with every secret replaced by `[REDACTED]`.
+    /// Masks every known secret and secret-shaped text in `text`.
     pub fn redact(&self, text: &str) -> String {
-        let mut out = mask_pem_private_keys(text);
-        for needle in &self.needles {
-            if out.contains(needle.as_str()) {
-                out = out.replace(needle.as_str(), REDACTED);
+        let mut out = text.to_string();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), MASK);
             }
         }
-        out = apply(&out, url_password_ranges(&out));
-        out = apply(&out, authorization_ranges(&out));
-        out = apply(&out, bearer_token_ranges(&out));
-        out = apply(&out, key_value_ranges(&out));
-        out
+        let out = mask_pem_private_keys(&out);
+        let out = mask_url_passwords(&out);
+        let out = mask_after_keys(&out);
+        mask_bearer(&out)
     }
 
-    /// Redacts every string (and the value of every sensitive key) inside a
-    /// JSON document, in place.
-    pub fn redact_json(&self, value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::String(s) => {
-                let redacted = self.redact(s);
-                if redacted != *s {
-                    *s = redacted;
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
-            serde_json::Value::Object(map) => {
-                for (key, v) in map.iter_mut() {
-                    if is_sensitive_key(key) && v.is_string() {
-                        *v = serde_json::Value::String(REDACTED.to_string());
-                    } else {
-                        self.redact_json(v);
-                    }
-                }
-            }
-            _ => {}
-        }
+    /// Whether `text` still holds a known secret value (a final guard).
+    pub fn leaks(&self, text: &str) -> bool {
+        self.values.iter().any(|v| text.contains(v.as_str()))
     }
 }
 
-fn is_sensitive_key(key: &str) -> bool {
-    let lower = key.to_ascii_lowercase();
-    SENSITIVE_KEY_SUFFIXES.iter().any(|s| lower.ends_with(s))
-}
-
-/// Replaces the (possibly overlapping) byte ranges of `text` with `[REDACTED]`.
-fn apply(text: &str, mut ranges: Vec<Range<usize>>) -> String {
-    if ranges.is_empty() {
-        return text.to_string();
-    }
-    ranges.sort_by_key(|r| r.start);
-    let mut out = String::with_capacity(text.len());
-    let mut cursor = 0;
-    for range in ranges {
-        if range.end <= cursor {
-            continue;
-        }
-        let start = range.start.max(cursor);
-        out.push_str(&text[cursor..start]);
-        out.push_str(REDACTED);
-        cursor = range.end;
-    }
-    out.push_str(&text[cursor..]);
-    out
-}
-
-/// A value that is already masked (or empty) needs no range.
-fn worth_masking(value: &str) -> bool {
-    !value.is_empty() && value != REDACTED && value != "null"
-}
-
-/// `-----BEGIN ... PRIVATE KEY----- ... -----END ... PRIVATE KEY-----`, or to
-/// the end of the text when the block was cut off.
 fn mask_pem_private_keys(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
-    while let Some(begin) = rest.find("-----BEGIN ") {
-        let header_end = rest[begin + 11..].find("-----").map(|i| begin + 11 + i);
-        let is_private = header_end.is_some_and(|end| rest[begin..end].ends_with("PRIVATE KEY"));
-        let Some(header_end) = header_end.filter(|_| is_private) else {
-            out.push_str(&rest[..begin + 11]);
-            rest = &rest[begin + 11..];
+    while let Some(start) = rest.find("-----BEGIN ") {
+        let header_end = rest[start..]
+            .find("-----\n")
+            .or_else(|| rest[start + 11..].find("-----").map(|i| i + 11));
+        let header = header_end.map(|e| &rest[start..start + e]).unwrap_or("");
+        if !header.contains("PRIVATE KEY") {
+            out.push_str(&rest[..start + 11]);
+            rest = &rest[start + 11..];
             continue;
-        };
-        out.push_str(&rest[..begin]);
-        out.push_str(REDACTED);
-        let after_header = header_end + 5;
-        let block_end = rest[after_header..]
-            .find("-----END ")
-            .map(|i| after_header + i)
-            .and_then(|end| rest[end + 9..].find("-----").map(|j| end + 9 + j + 5))
-            .unwrap_or(rest.len());
-        rest = &rest[block_end..];
+        }
+        out.push_str(&rest[..start]);
+        match rest[start..].find("-----END ") {
+            Some(end_rel) => {
+                let end = start + end_rel;
+                let tail = rest[end + 9..]
+                    .find("-----")
+                    .map(|i| end + 9 + i + 5)
+                    .unwrap_or(rest.len());
+                out.push_str(MASK);
+                rest = &rest[tail..];
+            }
+            None => {
+                out.push_str(MASK);
+                rest = "";
+            }
+        }
     }
     out.push_str(rest);
     out
 }
 
-fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b)
-}
-
-/// The password part of `scheme://user:password@host` (postgres, redis, http...).
-fn url_password_ranges(text: &str) -> Vec<Range<usize>> {
-    let bytes = text.as_bytes();
-    let mut ranges = Vec::new();
-    let mut search_from = 0;
-    while let Some(found) = text[search_from..].find("://") {
-        let authority_start = search_from + found + 3;
-        let authority_end = text[authority_start..]
-            .find(|c: char| c.is_whitespace() || "/?#\"'<>".contains(c))
-            .map_or(text.len(), |i| authority_start + i);
-        let authority = &text[authority_start..authority_end];
+/// `scheme://user:password@host` -> `scheme://user:[REDACTED]@host`.
+fn mask_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        let authority_end = rest
+            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
         if let Some(at) = authority.rfind('@') {
             if let Some(colon) = authority[..at].find(':') {
-                let start = authority_start + colon + 1;
-                let end = authority_start + at;
-                if worth_masking(&text[start..end]) {
-                    ranges.push(start..end);
+                out.push_str(&authority[..colon + 1]);
+                out.push_str(MASK);
+                out.push_str(&authority[at..]);
+                rest = &rest[authority_end..];
+                continue;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+const SECRET_KEYS: [&str; 9] = [
+    "password",
+    "passwd",
+    "secret",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "private_token",
+    "api_key",
+];
+
+/// `password=x`, `password: x`, `"password": "x"` (and the other key names)
+/// keep the key and lose the value.
+fn mask_after_keys(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for key in SECRET_KEYS {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(key) {
+            let key_end = from + pos + key.len();
+            from = key_end;
+            // Skip an optional closing quote, spaces, then `=` or `:`.
+            let mut i = key_end;
+            if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
+                i += 1;
+            }
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            if i >= bytes.len() || (bytes[i] != b'=' && bytes[i] != b':') {
+                continue;
+            }
+            i += 1;
+            while i < bytes.len() && bytes[i] == b' ' {
+                i += 1;
+            }
+            let quoted = i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'');
+            let start = if quoted { i + 1 } else { i };
+            let mut end = start;
+            while end < bytes.len() {
+                let c = bytes[end];
+                let stop = if quoted {
+                    c == bytes[i]
+                } else {
+                    c.is_ascii_whitespace()
+                        || c == b'&'
+                        || c == b','
+                        || c == b';'
+                        || c == b'}'
+                        || c == b'"'
+                };
+                if stop {
+                    break;
                 }
+                end += 1;
+            }
+            if end > start && text.is_char_boundary(start) && text.is_char_boundary(end) {
+                cuts.push((start, end));
             }
         }
-        search_from = authority_end.max(authority_start);
-        if search_from >= bytes.len() {
-            break;
-        }
     }
-    ranges
+    apply_cuts(text, cuts)
 }
 
-/// `Authorization: <scheme> <credentials>` (Bearer, Basic, token...): the credentials.
-fn authorization_ranges(text: &str) -> Vec<Range<usize>> {
+fn mask_bearer(text: &str) -> String {
     let lower = text.to_ascii_lowercase();
-    let bytes = text.as_bytes();
-    let mut ranges = Vec::new();
-    let mut search_from = 0;
-    while let Some(found) = lower[search_from..].find("authorization") {
-        let mut i = search_from + found + "authorization".len();
-        search_from = i;
-        // Optional closing quote of a JSON key, then `:` or `=`.
-        if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
-            i += 1;
+    let mut cuts = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("bearer ") {
+        let start = from + pos + 7;
+        let end = text[start..]
+            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+            .map(|e| start + e)
+            .unwrap_or(text.len());
+        if end > start {
+            cuts.push((start, end));
         }
-        while i < bytes.len() && bytes[i] == b' ' {
-            i += 1;
-        }
-        if i >= bytes.len() || (bytes[i] != b':' && bytes[i] != b'=') {
-            continue;
-        }
-        i += 1;
-        while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'"' || bytes[i] == b'\'') {
-            i += 1;
-        }
-        // Skip the scheme word when one is present ("Bearer abc"), else mask the whole value.
-        let word_end = (i..bytes.len())
-            .find(|&j| !bytes[j].is_ascii_alphabetic())
-            .unwrap_or(bytes.len());
-        let start = if word_end < bytes.len() && bytes[word_end] == b' ' {
-            word_end + 1
-        } else {
-            i
-        };
-        let end = (start..bytes.len())
-            .find(|&j| !is_token_byte(bytes[j]))
-            .unwrap_or(bytes.len());
-        if worth_masking(&text[start..end]) {
-            ranges.push(start..end);
-        }
+        from = start;
     }
-    ranges
+    apply_cuts(text, cuts)
 }
 
-/// `Bearer <token>` anywhere (tokens of 8+ characters, so prose survives).
-fn bearer_token_ranges(text: &str) -> Vec<Range<usize>> {
-    let lower = text.to_ascii_lowercase();
-    let bytes = text.as_bytes();
-    let mut ranges = Vec::new();
-    let mut search_from = 0;
-    while let Some(found) = lower[search_from..].find("bearer ") {
-        let start = search_from + found + "bearer ".len();
-        let end = (start..bytes.len())
-            .find(|&j| !is_token_byte(bytes[j]))
-            .unwrap_or(bytes.len());
-        if end - start >= 8 && worth_masking(&text[start..end]) {
-            ranges.push(start..end);
-        }
-        search_from = start;
+fn apply_cuts(text: &str, mut cuts: Vec<(usize, usize)>) -> String {
+    if cuts.is_empty() {
+        return text.to_string();
     }
-    ranges
-}
-
-/// The values of sensitive keys: `password=x`, `password: x`, `"password": "x"`,
-/// `client_secret = 'x'`, `PGPASSWORD=x`, `access_token=x&...`.
-fn key_value_ranges(text: &str) -> Vec<Range<usize>> {
-    let bytes = text.as_bytes();
-    let lower = text.to_ascii_lowercase();
-    let is_key_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.';
-    let mut ranges = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if !is_key_byte(bytes[i]) {
-            i += 1;
+    cuts.sort();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        if start < at {
             continue;
         }
-        let key_start = i;
-        while i < bytes.len() && is_key_byte(bytes[i]) {
-            i += 1;
-        }
-        let key = &lower[key_start..i];
-        if !SENSITIVE_KEY_SUFFIXES.iter().any(|s| key.ends_with(s)) {
+        if text[start..end] == *MASK {
             continue;
         }
-        let mut j = i;
-        if bytes[j..].starts_with(b"\\\"") {
-            j += 2;
-        } else if j < bytes.len() && (bytes[j] == b'"' || bytes[j] == b'\'') {
-            j += 1;
-        }
-        while j < bytes.len() && (bytes[j] == b' ' || bytes[j] == b'\t') {
-            j += 1;
-        }
-        if j >= bytes.len() || (bytes[j] != b'=' && bytes[j] != b':') {
-            continue;
-        }
-        j += 1;
-        // `==` / `:=` style operators.
-        if j < bytes.len() && bytes[j] == b'=' {
-            j += 1;
-        }
-        while j < bytes.len() && (bytes[j] == b' ' || bytes[j] == b'\t') {
-            j += 1;
-        }
-        if j >= bytes.len() {
-            break;
-        }
-        if text[j..].starts_with(REDACTED) {
-            i = j + REDACTED.len();
-            continue;
-        }
-        let (start, end) = match bytes[j] {
-            b'"' => (j + 1, closing_quote(bytes, j + 1, b'"')),
-            b'\'' => (j + 1, closing_quote(bytes, j + 1, b'\'')),
-            // A JSON escaped quote inside an already-serialised string: `\"x\"`.
-            b'\\' if bytes.get(j + 1) == Some(&b'"') => {
-                let start = j + 2;
-                let end = lower[start..]
-                    .find("\\\"")
-                    .map_or(bytes.len(), |k| start + k);
-                (start, end)
-            }
-            _ => {
-                let end = (j..bytes.len())
-                    .find(|&k| bytes[k].is_ascii_whitespace() || b"&;,}\"')]".contains(&bytes[k]))
-                    .unwrap_or(bytes.len());
-                (j, end)
-            }
-        };
-        if worth_masking(&text[start..end]) {
-            ranges.push(start..end);
-        }
-        i = end.max(i);
+        out.push_str(&text[at..start]);
+        out.push_str(MASK);
+        at = end;
     }
-    ranges
-}
-
-/// Index of the closing `quote` (skipping backslash escapes), or the end.
-fn closing_quote(bytes: &[u8], from: usize, quote: u8) -> usize {
-    let mut k = from;
-    while k < bytes.len() {
-        match bytes[k] {
-            b'\\' => k += 2,
-            b if b == quote => return k,
-            _ => k += 1,
-        }
-    }
-    bytes.len()
+    out.push_str(&text[at..]);
+    out
 }
 
 #[cfg(test)]
@@ -343,157 +223,89 @@ mod tests {
     use super::*;
 
     fn check(secrets: &[&str], input: &str, expect: &str) {
-        let redactor = Redactor::new(secrets.iter().map(|s| s.to_string()).collect());
-        assert_eq!(redactor.redact(input), expect, "input: {input}");
+        let r = Redactor::new(secrets.iter().map(|s| s.to_string()).collect());
+        assert_eq!(r.redact(input), expect, "input: {input}");
     }
 
     #[test]
-    fn known_secret_values_and_their_base64_forms() {
+    fn known_values_and_their_base64() {
         check(
             &["hunter22"],
-            "login with hunter22 ok",
-            "login with [REDACTED] ok",
+            "login hunter22 failed",
+            "login [REDACTED] failed",
         );
-        check(&["hunter22"], "b64 aHVudGVyMjI= end", "b64 [REDACTED] end");
-        check(
-            &["hunter2!x"],
-            "url-safe aHVudGVyMiF4 end",
-            "url-safe [REDACTED] end",
-        );
+        check(&["hunter22"], "basic aHVudGVyMjI=", "basic [REDACTED]");
         check(
             &["abc"],
             "abc is too short to mask",
             "abc is too short to mask",
         );
-        check(&[], "nothing secret here", "nothing secret here");
     }
 
     #[test]
-    fn pem_private_key_blocks() {
-        let pem = "key:\n-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\ndone";
-        check(&[], pem, "key:\n[REDACTED]\ndone");
-        let rsa = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----";
-        check(&[], rsa, "[REDACTED]");
+    fn secret_shapes() {
         check(
             &[],
-            "cut -----BEGIN EC PRIVATE KEY-----\nabc",
-            "cut [REDACTED]",
+            "postgresql://rave:s3cr3t@db:5432/x",
+            "postgresql://rave:[REDACTED]@db:5432/x",
         );
-        let public = "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----";
-        check(&[], public, public);
-    }
-
-    #[test]
-    fn password_key_values() {
+        check(&[], "password=s3cr3t&user=a", "password=[REDACTED]&user=a");
         check(
             &[],
-            "host=db password=s3cr3t user=x",
-            "host=db password=[REDACTED] user=x",
-        );
-        check(
-            &[],
-            r#"{"password": "p\"w", "user": "a"}"#,
+            r#"{"password": "s3 cr3t", "user": "a"}"#,
             r#"{"password": "[REDACTED]", "user": "a"}"#,
         );
-        check(&[], "PGPASSWORD=abc psql", "PGPASSWORD=[REDACTED] psql");
-        check(&[], "client_secret = 'xyz'", "client_secret = '[REDACTED]'");
-        check(&[], "db_password: hunter", "db_password: [REDACTED]");
         check(
             &[],
-            r#"{\"password\":\"p4ss\"}"#,
-            r#"{\"password\":\"[REDACTED]\"}"#,
+            "client_secret: xyz\nnext",
+            "client_secret: [REDACTED]\nnext",
         );
-        check(&[], "password_min_length is 8", "password_min_length is 8");
+        check(
+            &[],
+            "Authorization: Bearer syt_abc.def",
+            "Authorization: Bearer [REDACTED]",
+        );
+        check(
+            &[],
+            r#"{"access_token":"syt_x"}"#,
+            r#"{"access_token":"[REDACTED]"}"#,
+        );
+        check(
+            &[],
+            "a\n-----BEGIN PRIVATE KEY-----\nMC4CAQ\n-----END PRIVATE KEY-----\nb",
+            "a\n[REDACTED]\nb",
+        );
+        check(
+            &[],
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----",
+            "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----",
+        );
+        check(
+            &[],
+            "PasswordAuthentication no",
+            "PasswordAuthentication no",
+        );
+        check(&[], "no secrets here", "no secrets here");
     }
 
     #[test]
-    fn authorization_headers_and_bearer_tokens() {
-        check(
-            &[],
-            "Authorization: Bearer eyJhbGciOi.x.y\n",
-            "Authorization: Bearer [REDACTED]\n",
-        );
-        check(
-            &[],
-            "authorization: Basic dXNlcjpwYXNz",
-            "authorization: Basic [REDACTED]",
-        );
-        check(
-            &[],
-            r#""Authorization": "token glpat-abcdef""#,
-            r#""Authorization": "token [REDACTED]""#,
-        );
-        check(
-            &[],
-            "curl -H 'bearer abcdefgh12345'",
-            "curl -H 'bearer [REDACTED]'",
-        );
-        check(&[], "expects a Bearer token", "expects a Bearer token");
+    fn leaks_detects_what_remains() {
+        let r = Redactor::new(vec!["topsecret".into()]);
+        assert!(r.leaks("x topsecret"));
+        assert!(!r.leaks(&r.redact("x topsecret")));
     }
 
-    #[test]
-    fn access_tokens() {
-        check(
-            &[],
-            r#"{"access_token":"syt_abc_123","device_id":"D"}"#,
-            r#"{"access_token":"[REDACTED]","device_id":"D"}"#,
-        );
-        check(
-            &[],
-            "cb?access_token=abc123&state=s",
-            "cb?access_token=[REDACTED]&state=s",
-        );
-        check(
-            &[],
-            "refresh_token=r1 id_token=i2",
-            "refresh_token=[REDACTED] id_token=[REDACTED]",
-        );
-    }
-
-    #[test]
-    fn url_passwords() {
-        check(
-            &[],
-            "postgres://synapse:pw0rd@db:5432/synapse",
-            "postgres://synapse:[REDACTED]@db:5432/synapse",
-        );
-        check(
-            &[],
-            "postgresql://u:p%40ss@h/db?sslmode=off",
-            "postgresql://u:[REDACTED]@h/db?sslmode=off",
-        );
-        check(&[], "postgres://user@host/db", "postgres://user@host/db");
-        check(
-            &[],
-            "see https://example.org:443/x",
-            "see https://example.org:443/x",
-        );
-    }
-
-    #[test]
-    fn json_documents_are_redacted_everywhere() {
-        let redactor = Redactor::new(vec!["topsecret".into()]);
-        let mut doc = serde_json::json!({
-            "evidence": "said topsecret",
-            "nested": [{"client_secret": "abc"}, {"n": 1}],
-            "access_token": "t"
-        });
-        redactor.redact_json(&mut doc);
-        assert_eq!(
-            doc,
-            serde_json::json!({
-                "evidence": "said [REDACTED]",
-                "nested": [{"client_secret": "[REDACTED]"}, {"n": 1}],
-                "access_token": "[REDACTED]"
-            })
-        );
-    }
-
-    #[test]
-    fn redaction_is_idempotent_and_keeps_unicode_intact() {
-        let redactor = Redactor::new(vec!["pässwörd".into()]);
-        let once = redactor.redact("ünïcode pässwörd password=ä€ end");
-        assert_eq!(once, "ünïcode [REDACTED] password=[REDACTED] end");
-        assert_eq!(redactor.redact(&once), once);
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+        proptest! {
+            #[test]
+            fn never_panics_and_never_leaks(text in "\\PC{0,200}", secret in "[a-z0-9]{6,12}") {
+                let r = Redactor::new(vec![secret.clone()]);
+                let input = format!("{text}{secret}{text}");
+                let out = r.redact(&input);
+                prop_assert!(!out.contains(&secret));
+            }
+        }
     }
 }

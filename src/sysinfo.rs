@@ -1,122 +1,77 @@
-//! Facts about the machine that ran the validation, for the transcript's
-//! `system_info`: hostname, kernel and arch from uname(2), CPU count and
-//! memory from /proc, and the Nix version when `nix --version` works.
+//! Facts about the host the validator runs on, for `system_info`: read
+//! from /proc and uname, with the Nix version when `nix` is installed.
 
-use serde::{Deserialize, Serialize};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use serde::Serialize;
 
-/// The seed's `system_info` object (counts are strings, as in the seed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemInfo {
     pub hostname: String,
     pub kernel: String,
     pub arch: String,
+    pub os: String,
     pub cpu_cores: String,
     pub memory_gb: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nix_version: Option<String>,
+    pub kvm_available: bool,
 }
 
 impl SystemInfo {
-    /// Reads the real values of this machine. Never fails: an unreadable
-    /// value is recorded as "unknown".
     pub fn gather() -> SystemInfo {
-        let uname = uname();
-        let memory_kib = std::fs::read_to_string("/proc/meminfo")
-            .ok()
-            .and_then(|text| parse_meminfo_total_kib(&text));
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let mem_kib = parse_meminfo_total(&read("/proc/meminfo")).unwrap_or(0);
         SystemInfo {
-            hostname: uname.nodename,
-            kernel: uname.release,
-            arch: uname.machine,
+            hostname: read("/proc/sys/kernel/hostname"),
+            kernel: read("/proc/sys/kernel/osrelease"),
+            arch: std::env::consts::ARCH.to_string(),
+            os: parse_os_release(&read("/etc/os-release"))
+                .unwrap_or_else(|| std::env::consts::OS.to_string()),
             cpu_cores: std::thread::available_parallelism()
                 .map(|n| n.get().to_string())
-                .unwrap_or_else(|_| "unknown".into()),
-            memory_gb: memory_kib
-                .map(format_gib)
-                .unwrap_or_else(|| "unknown".into()),
+                .unwrap_or_else(|_| "1".into()),
+            memory_gb: format!("{:.1}", mem_kib as f64 / 1024.0 / 1024.0),
             nix_version: nix_version(),
+            kvm_available: std::path::Path::new("/dev/kvm").exists(),
         }
     }
 }
 
-struct Uname {
-    nodename: String,
-    release: String,
-    machine: String,
-}
-
-fn uname() -> Uname {
-    // SAFETY: utsname is plain old data; uname(2) fills it or returns -1.
-    let mut raw: libc::utsname = unsafe { std::mem::zeroed() };
-    let ok = unsafe { libc::uname(&mut raw) } == 0;
-    let field = |chars: &[libc::c_char]| -> String {
-        if !ok {
-            return "unknown".into();
-        }
-        let bytes: Vec<u8> = chars
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Uname {
-        nodename: field(&raw.nodename),
-        release: field(&raw.release),
-        machine: field(&raw.machine),
-    }
-}
-
-/// `MemTotal:       24573812 kB` -> 24573812.
-fn parse_meminfo_total_kib(meminfo: &str) -> Option<u64> {
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-}
-
-/// KiB -> whole GiB, rounded to nearest (the seed writes "16").
-fn format_gib(kib: u64) -> String {
-    ((kib as f64 / (1024.0 * 1024.0)).round() as u64).to_string()
-}
-
-/// `nix (Nix) 2.8.0` -> "2.8.0"; None when nix is absent or hangs (2 s cap).
-fn nix_version() -> Option<String> {
-    let mut child = Command::new("nix")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => break,
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) if std::time::Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-    let mut out = String::new();
-    use std::io::Read;
-    child.stdout.take()?.read_to_string(&mut out).ok()?;
-    parse_nix_version(&out)
-}
-
-fn parse_nix_version(output: &str) -> Option<String> {
-    output
+/// `MemTotal:  24567890 kB` -> KiB.
+pub fn parse_meminfo_total(text: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with("MemTotal:"))?
         .split_whitespace()
-        .last()
-        .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The PRETTY_NAME of /etc/os-release.
+pub fn parse_os_release(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+fn nix_version() -> Option<String> {
+    let out = std::process::Command::new("nix")
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    text.rsplit(' ')
+        .next()
         .map(str::to_string)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]
@@ -124,25 +79,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gathers_real_values_of_this_machine() {
-        let info = SystemInfo::gather();
-        assert!(!info.hostname.is_empty() && info.hostname != "unknown");
-        assert!(
-            info.kernel.chars().next().unwrap().is_ascii_digit(),
-            "{info:?}"
+    fn parsers() {
+        assert_eq!(
+            parse_meminfo_total("MemTotal:       24567890 kB\nMemFree: 1 kB"),
+            Some(24_567_890)
         );
-        assert_eq!(info.arch, std::env::consts::ARCH);
-        assert!(info.cpu_cores.parse::<u32>().unwrap() >= 1);
-        assert!(info.memory_gb.parse::<u64>().is_ok(), "{info:?}");
+        assert_eq!(parse_meminfo_total("nothing"), None);
+        assert_eq!(
+            parse_os_release("NAME=\"Debian\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n")
+                .as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
     }
 
     #[test]
-    fn parses_meminfo_and_nix_version() {
-        let meminfo = "MemFree: 1 kB\nMemTotal:       24573812 kB\n";
-        assert_eq!(parse_meminfo_total_kib(meminfo), Some(24573812));
-        assert_eq!(format_gib(24573812), "23");
-        assert_eq!(parse_meminfo_total_kib("garbage"), None);
-        assert_eq!(parse_nix_version("nix (Nix) 2.8.0\n"), Some("2.8.0".into()));
-        assert_eq!(parse_nix_version("error"), None);
+    fn gathers_real_values_here() {
+        let info = SystemInfo::gather();
+        assert!(!info.kernel.is_empty());
+        assert!(info.cpu_cores.parse::<u32>().unwrap() >= 1);
+        assert!(info.memory_gb.parse::<f64>().unwrap() > 0.0);
     }
 }

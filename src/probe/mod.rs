@@ -18,12 +18,52 @@ use serde::Deserialize;
 use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
+pub mod budget;
+pub mod command;
+pub mod dns;
 pub mod exec;
+pub mod file;
+pub mod http;
+pub mod matrix;
+pub mod ports;
+pub mod postgres;
+pub mod process;
+pub mod prometheus;
 pub mod tcp;
+#[cfg(test)]
+pub mod testutil;
+pub mod tls;
 
 pub use exec::{
     CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor, LocalExecutor,
 };
+
+/// The error and every cause, on one line ("error sending request: ...:
+/// Connection refused").
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A password from a profile: deserialized from a string, never printed.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
 
 /// What a probe may use while it runs.
 #[derive(Clone)]
@@ -34,6 +74,46 @@ pub struct ProbeContext {
     pub deadline: Instant,
     /// The run's artifacts directory (probes may store evidence files here).
     pub artifacts_dir: PathBuf,
+    /// What earlier checks and phases measured (for budget checks).
+    pub so_far: Arc<RunSoFar>,
+}
+
+/// Facts of the run so far: phase wall times and check metrics. The runner
+/// records them; `budget` checks read them.
+#[derive(Debug, Default)]
+pub struct RunSoFar {
+    inner: std::sync::Mutex<SoFar>,
+}
+
+#[derive(Debug, Default)]
+struct SoFar {
+    phase_ms: std::collections::BTreeMap<Phase, u64>,
+    metrics: std::collections::HashMap<String, std::collections::BTreeMap<String, f64>>,
+}
+
+impl RunSoFar {
+    pub fn record_phase(&self, phase: Phase, ms: u64) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.phase_ms.insert(phase, ms);
+        }
+    }
+    pub fn record_metrics(&self, check: &str, metrics: &std::collections::BTreeMap<String, f64>) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.metrics.insert(check.to_string(), metrics.clone());
+        }
+    }
+    pub fn phase_ms(&self, phase: Phase) -> Option<u64> {
+        self.inner.lock().ok()?.phase_ms.get(&phase).copied()
+    }
+    pub fn metric(&self, check: &str, name: &str) -> Option<f64> {
+        self.inner
+            .lock()
+            .ok()?
+            .metrics
+            .get(check)?
+            .get(name)
+            .copied()
+    }
 }
 
 impl ProbeContext {
@@ -47,6 +127,7 @@ impl ProbeContext {
             executor: Arc::new(LocalExecutor),
             deadline: Instant::now() + Duration::from_secs(secs),
             artifacts_dir: std::env::temp_dir(),
+            so_far: Arc::new(RunSoFar::default()),
         }
     }
 }
@@ -120,14 +201,15 @@ macro_rules! probe_kinds {
             /// What to do when the check fails, shown with the failure.
             #[serde(default)]
             pub hint: Option<String>,
-            $( #[serde(default)] pub $key: Option<toml::Spanned<$key::Spec>>, )*
+            $( #[serde(default)] pub $key: Option<toml::Spanned<toml::Value>>, )*
         }
 
         impl RawCheck {
-            /// The probe kinds whose tables are present, with their spans.
-            pub fn probe_tables(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
+            /// The probe tables that are present: kind, span and raw value.
+            /// They are checked against the kind's `Spec` after interpolation.
+            pub fn probe_tables(&self) -> Vec<(&'static str, &toml::Spanned<toml::Value>)> {
                 let mut kinds = Vec::new();
-                $( if let Some(s) = &self.$key { kinds.push((stringify!($key), s.span())); } )*
+                $( if let Some(s) = &self.$key { kinds.push((stringify!($key), s)); } )*
                 kinds
             }
         }
@@ -137,4 +219,15 @@ macro_rules! probe_kinds {
 // One line per probe kind: `<module> => <Variant>`.
 probe_kinds! {
     tcp => Tcp,
+    postgres => Postgres,
+    matrix => Matrix,
+    prometheus => Prometheus,
+    command => Command,
+    file => File,
+    process => Process,
+    ports => Ports,
+    dns => Dns,
+    http => Http,
+    tls => Tls,
+    budget => Budget,
 }

@@ -45,6 +45,11 @@ struct RawMeta {
     /// Default `service` of the profile's checks.
     #[serde(default)]
     service: Option<String>,
+    /// A JSON file of facts (relative to the profile) shared with the NixOS
+    /// configuration; its values become vars `facts.<path>`, and
+    /// `facts.budgets.<safe|full_pipe>.*` become `budget.*` per SAFE_MODE.
+    #[serde(default)]
+    facts: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -79,6 +84,7 @@ pub struct Check {
 pub struct Source {
     pub path: PathBuf,
     pub name: String,
+    pub description: String,
     pub sha256: String,
 }
 
@@ -176,14 +182,32 @@ pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error, hint: &st
     err.hint(hint)
 }
 
+/// Options that change how profiles resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// SAFE_MODE=1 (default): `budget.*` vars come from the SAFE budget set;
+    /// SAFE_MODE=0 uses FULL_PIPE.
+    pub safe_mode: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { safe_mode: true }
+    }
+}
+
 /// Loads and checks every profile; all problems are reported together.
-pub fn load(paths: &[PathBuf], target: &Target) -> Result<Profiles, UserErrors> {
+pub fn load(
+    paths: &[PathBuf],
+    target: &Target,
+    options: LoadOptions,
+) -> Result<Profiles, UserErrors> {
     let files = expand_paths(paths)?;
     let mut profiles = Profiles::default();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
     for file in files {
-        match load_file(&file, target) {
+        match load_file(&file, target, options) {
             Ok((checks, source)) => {
                 for check in checks {
                     if let Some(first) = seen.get(&check.id) {
@@ -216,7 +240,11 @@ pub fn load(paths: &[PathBuf], target: &Target) -> Result<Profiles, UserErrors> 
     }
 }
 
-fn load_file(path: &Path, target: &Target) -> Result<(Vec<Check>, Source), UserErrors> {
+fn load_file(
+    path: &Path,
+    target: &Target,
+    options: LoadOptions,
+) -> Result<(Vec<Check>, Source), UserErrors> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("cannot read profile: {e}")).in_file(path))?;
     let text = String::from_utf8(bytes.clone()).map_err(|e| {
@@ -229,35 +257,27 @@ fn load_file(path: &Path, target: &Target) -> Result<(Vec<Check>, Source), UserE
     })?;
     let hint = "see the profile format in README.md (\"Writing checks\")";
     let raw: RawProfile = toml::from_str(&text).map_err(|e| toml_error(path, &text, &e, hint))?;
-    // The same document as plain values, for interpolating probe tables.
-    let table: toml::Table =
-        toml::from_str(&text).map_err(|e| toml_error(path, &text, &e, hint))?;
-    let value_checks = table
-        .get("check")
-        .and_then(|c| c.as_array())
-        .cloned()
-        .unwrap_or_default();
     let name = raw.profile.name.clone().unwrap_or_else(|| {
         path.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
-    let _ = &raw.profile.description;
     let mut values = target.values.clone();
-    if let Some(dir) = path.parent().and_then(|d| d.canonicalize().ok()) {
-        values
-            .vars
-            .entry("profile_dir".into())
-            .or_insert_with(|| dir.display().to_string());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = dir.canonicalize() {
+        values.set("profile_dir", dir.display().to_string());
+    }
+    if let Some(facts) = &raw.profile.facts {
+        load_facts(&dir.join(facts), options, &mut values)
+            .map_err(|e| e.in_file(path).field("profile.facts"))?;
     }
     let mut checks = Vec::new();
     let mut errors = Vec::new();
     for (index, raw_check) in raw.check.iter().enumerate() {
-        let value = value_checks
-            .get(index)
-            .cloned()
-            .unwrap_or(toml::Value::Table(Default::default()));
-        match build_check(path, &text, &raw, raw_check, value, &values, index) {
+        match build_check(path, &text, &raw, raw_check, &values, index) {
             Ok(c) => checks.push(c),
             Err(e) => errors.push(e),
         }
@@ -268,6 +288,7 @@ fn load_file(path: &Path, target: &Target) -> Result<(Vec<Check>, Source), UserE
     let source = Source {
         path: path.to_path_buf(),
         name,
+        description: raw.profile.description.clone().unwrap_or_default(),
         sha256: hex::encode(Sha256::digest(&bytes)),
     };
     Ok((checks, source))
@@ -278,7 +299,6 @@ fn build_check(
     text: &str,
     profile: &RawProfile,
     raw: &RawCheck,
-    value: toml::Value,
     values: &interp::Values,
     index: usize,
 ) -> Result<Check, UserError> {
@@ -292,8 +312,8 @@ fn build_check(
             .hint("ids are dotted lowercase words: letters, digits, `-`, `_` and `.`, e.g. `postgres.reachable`"));
     }
     let tables = raw.probe_tables();
-    let kind = match tables.as_slice() {
-        [(kind, _)] => *kind,
+    let (kind, table) = match tables.as_slice() {
+        [(kind, table)] => (*kind, *table),
         [] => {
             return Err(UserError::new(format!("check `{id}` has no probe table"))
                 .at(location)
@@ -303,7 +323,7 @@ fn build_check(
                     ProbeSpec::KINDS.join(", ")
                 )))
         }
-        [_, (second, span), ..] => return Err(UserError::new(format!(
+        [_, (second, second_table), ..] => return Err(UserError::new(format!(
             "check `{id}` has more than one probe table ({})",
             tables
                 .iter()
@@ -311,16 +331,14 @@ fn build_check(
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
-        .at(Location::from_offset(path, text, span.start))
+        .at(Location::from_offset(path, text, second_table.span().start))
         .field(format!("{field_prefix}.{second}"))
         .hint(
             "a check has exactly one probe; split it into two checks and link them with `needs`",
         )),
     };
-    let mut probe_value = value
-        .get(kind)
-        .cloned()
-        .unwrap_or(toml::Value::Table(Default::default()));
+    let table_location = Location::from_offset(path, text, table.span().start);
+    let mut probe_value = table.get_ref().clone();
     interp::interpolate_value(&mut probe_value, values, &format!("{field_prefix}.{kind}")).map_err(
         |(field, e)| {
             let (what, fix) = match &e {
@@ -337,14 +355,19 @@ fn build_check(
                     "close it with `}`, or write `$${` for a literal `${`".to_string(),
                 ),
             };
-            UserError::new(what).at(location.clone()).field(field).hint(fix)
+            UserError::new(what).at(table_location.clone()).field(field).hint(fix)
         },
     )?;
     let probe = ProbeSpec::from_value(kind, probe_value).map_err(|e| {
-        UserError::new(format!("check `{id}`: {e}"))
-            .at(location.clone())
-            .field(format!("{field_prefix}.{kind}"))
-            .hint("a target value made the probe table invalid; check the target's [vars]")
+        UserError::new(format!(
+            "check `{id}`: invalid [check.{kind}] table: {}",
+            e.trim()
+        ))
+        .at(table_location.clone())
+        .field(format!("{field_prefix}.{kind}"))
+        .hint(format!(
+            "fix the field named above; docs/probes.md lists every field of `{kind}`"
+        ))
     })?;
     let retry = raw
         .retry
@@ -391,6 +414,71 @@ fn build_check(
         probe,
         location,
         id,
+    })
+}
+
+/// Reads a facts JSON file into `facts.*` vars (and `budget.*` for the
+/// selected budget set).
+fn load_facts(
+    path: &Path,
+    options: LoadOptions,
+    values: &mut interp::Values,
+) -> Result<(), UserError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UserError::new(format!("cannot read facts file {}: {e}", path.display())).hint(
+            "`facts` is relative to the profile file; regenerate it with scripts/gen-facts.sh",
+        )
+    })?;
+    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        UserError::new(format!(
+            "facts file {} is not valid JSON: {e}",
+            path.display()
+        ))
+        .hint("regenerate it with scripts/gen-facts.sh")
+    })?;
+    flatten_json(&json, "facts", values);
+    let set = if options.safe_mode {
+        "safe"
+    } else {
+        "full_pipe"
+    };
+    if let Some(serde_json::Value::Object(budgets)) = json.pointer(&format!("/budgets/{set}")) {
+        for (name, value) in budgets {
+            if let Some(v) = json_to_toml(value) {
+                values.set(&format!("budget.{name}"), v);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn flatten_json(value: &serde_json::Value, prefix: &str, values: &mut interp::Values) {
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            flatten_json(v, &format!("{prefix}.{k}"), values);
+        }
+    } else if let Some(v) = json_to_toml(value) {
+        values.set(prefix, v);
+    }
+}
+
+fn json_to_toml(value: &serde_json::Value) -> Option<toml::Value> {
+    Some(match value {
+        serde_json::Value::Null => return None,
+        serde_json::Value::Bool(b) => toml::Value::Boolean(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64()?),
+        },
+        serde_json::Value::String(s) => toml::Value::String(s.clone()),
+        serde_json::Value::Array(items) => {
+            toml::Value::Array(items.iter().filter_map(json_to_toml).collect())
+        }
+        serde_json::Value::Object(map) => toml::Value::Table(
+            map.iter()
+                .filter_map(|(k, v)| json_to_toml(v).map(|v| (k.clone(), v)))
+                .collect(),
+        ),
     })
 }
 

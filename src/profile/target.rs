@@ -92,10 +92,10 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
     let mut errors = Vec::new();
     flatten_vars(&raw.vars, "", &mut vars, &mut |key| {
         errors.push(
-            UserError::new(format!("var `{key}` must be a string, number or boolean"))
+            UserError::new(format!("var `{key}` is a date, which profiles cannot use"))
                 .in_file(path)
                 .field(format!("vars.{key}"))
-                .hint("write the value as a string, e.g. `port = \"5432\"`"),
+                .hint("write the value as a string in quotes"),
         )
     });
     let mut secrets = BTreeMap::new();
@@ -172,7 +172,7 @@ fn resolve_relative(target_file: &Path, path: &Path) -> PathBuf {
 fn flatten_vars(
     table: &toml::Table,
     prefix: &str,
-    out: &mut BTreeMap<String, String>,
+    out: &mut BTreeMap<String, toml::Value>,
     bad: &mut dyn FnMut(&str),
 ) {
     for (k, v) in table {
@@ -182,20 +182,11 @@ fn flatten_vars(
             format!("{prefix}.{k}")
         };
         match v {
-            toml::Value::String(s) => {
-                out.insert(key, s.clone());
-            }
-            toml::Value::Integer(i) => {
-                out.insert(key, i.to_string());
-            }
-            toml::Value::Float(f) => {
-                out.insert(key, f.to_string());
-            }
-            toml::Value::Boolean(b) => {
-                out.insert(key, b.to_string());
-            }
             toml::Value::Table(t) => flatten_vars(t, &key, out, bad),
-            _ => bad(&key),
+            toml::Value::Datetime(_) => bad(&key),
+            other => {
+                out.insert(key, other.clone());
+            }
         }
     }
 }
@@ -225,7 +216,7 @@ b = { file = "pw" }
 "#,
         )
         .unwrap();
-        assert_eq!(t.values.vars["pg.port"], "5432");
+        assert_eq!(t.values.vars["pg.port"].as_integer(), Some(5432));
         assert_eq!(t.values.secrets["a"], "s3cret-env");
         assert_eq!(t.values.secrets["b"], "s3cret-file");
     }
@@ -258,5 +249,33 @@ b = { file = "pw" }
         let e = load_text("nmae = \"x\"\n").unwrap_err().to_string();
         assert!(e.contains("t.toml:1:1"), "{e}");
         assert!(e.contains("nmae"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Arbitrary target files never panic the loader.
+        #[test]
+        fn arbitrary_targets_never_panic(text in "\\PC{0,300}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.toml");
+            std::fs::write(&path, &text).unwrap();
+            let _ = load(&path);
+        }
+
+        /// Nor do structured ones with odd secrets and vars.
+        #[test]
+        fn structured_targets_never_panic(name in "[a-z.]{0,8}", source in "(env|file|value|other)", value in "\\PC{0,20}") {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.toml");
+            let text = format!("[vars]\n\"{name}\" = {value:?}\n[secrets]\n\"{name}\" = {{ {source} = {value:?} }}\n");
+            std::fs::write(&path, text).unwrap();
+            let _ = load(&path);
+        }
     }
 }

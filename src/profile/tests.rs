@@ -1,1 +1,251 @@
+//! Profile errors, table-driven: each case is a TOML snippet and the text
+//! the error must contain (file:line:column, field, hint).
 
+use super::*;
+use crate::probe::ProbeSpec;
+
+fn load_text(text: &str) -> Result<Profiles, UserErrors> {
+    load_texts(&[("p.toml", text)])
+}
+
+fn load_texts(files: &[(&str, &str)]) -> Result<Profiles, UserErrors> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        paths.push(path);
+    }
+    std::fs::write(dir.path().join("facts.json"), r#"{"ports":{"ssh":22,"open":[22,3002]},"budgets":{"safe":{"build_seconds":900},"full_pipe":{"build_seconds":1800}}}"#).unwrap();
+    let mut target = Target::local();
+    target.values.set("db.host", "127.0.0.1");
+    load(&paths, &target, LoadOptions::default())
+}
+
+fn check_err(text: &str, needles: &[&str]) {
+    let err = load_text(text)
+        .expect_err("profile must be rejected")
+        .to_string();
+    for needle in needles {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+}
+
+const OK: &str = r#"
+[profile]
+service = "db"
+[defaults]
+timeout = "3s"
+retry = { initial = "100ms", max = "1s" }
+
+[[check]]
+id = "db.reachable"
+phase = "services"
+description = "db port open"
+[check.tcp]
+address = "${db.host}:5432"
+
+[[check]]
+id = "db.more"
+phase = "security"
+needs = ["db.reachable"]
+severity = "warn"
+timeout = "1m"
+retry = { attempts = 2 }
+[check.tcp]
+address = "127.0.0.1:1"
+open = false
+"#;
+
+#[test]
+fn a_good_profile_loads_with_defaults_applied() {
+    let p = load_text(OK).unwrap();
+    assert_eq!(p.checks.len(), 2);
+    let a = &p.checks[0];
+    assert_eq!(a.service, "db");
+    assert_eq!(a.timeout, Duration::from_secs(3));
+    assert_eq!(a.retry.max_attempts, None);
+    assert_eq!(a.location.line, 9);
+    match &a.probe {
+        ProbeSpec::Tcp(spec) => assert_eq!(spec.address, "127.0.0.1:5432"),
+        #[allow(unreachable_patterns)]
+        other => panic!("{other:?}"),
+    }
+    let b = &p.checks[1];
+    assert_eq!(b.severity, Severity::Warn);
+    assert_eq!(b.timeout, Duration::from_secs(60));
+    assert_eq!(b.retry.max_attempts, Some(2));
+    assert_eq!(p.sources.len(), 1);
+    assert_eq!(p.sources[0].sha256.len(), 64);
+    assert!(p.digest().starts_with("sha256:"));
+}
+
+#[test]
+fn malformed_toml_names_line_and_column() {
+    check_err("[[check]]\nid = \"a\"\nphase = \n", &["p.toml:3:", "hint:"]);
+}
+
+#[test]
+fn unknown_field_is_named_with_its_position() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\ntimout = \"1s\"\n[check.tcp]\naddress = \"x:1\"\n",
+        &["unknown field `timout`", "p.toml:4:1", "field: timout"],
+    );
+}
+
+#[test]
+fn unknown_probe_kind_lists_the_kinds() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcpp]\naddress = \"x:1\"\n",
+        &["unknown field `tcpp`", "p.toml:4:", "kinds: tcp"],
+    );
+}
+
+#[test]
+fn unknown_field_inside_a_probe_table() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\nadress = \"x:1\"\n",
+        &["unknown field `adress`", "p.toml:4:", "check[0].tcp"],
+    );
+}
+
+#[test]
+fn unknown_phase_lists_the_phases() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"servces\"\n[check.tcp]\naddress = \"x:1\"\n",
+        &["unknown variant `servces`", "services", "p.toml:3:"],
+    );
+}
+
+#[test]
+fn missing_or_extra_probe_tables() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n",
+        &["has no probe table", "p.toml:2:"],
+    );
+}
+
+#[test]
+fn duplicate_ids_point_at_both_definitions() {
+    let one = "[[check]]\nid = \"a.b\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\n";
+    let err = load_texts(&[("one.toml", one), ("two.toml", one)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("duplicate check id `a.b`"), "{err}");
+    assert!(err.contains("two.toml:2:"), "{err}");
+    assert!(
+        err.contains("first defined at") && err.contains("one.toml:2:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_need_suggests_the_closest_id() {
+    check_err(
+        &format!("{OK}\n[[check]]\nid = \"c\"\nphase = \"security\"\nneeds = [\"db.reachble\"]\n[check.tcp]\naddress = \"x:1\"\n"),
+        &["needs unknown check `db.reachble`", "did you mean `db.reachable`?"],
+    );
+}
+
+#[test]
+fn needing_a_later_phase_is_refused() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\nneeds = [\"b\"]\n[check.tcp]\naddress = \"x:1\"\n[[check]]\nid = \"b\"\nphase = \"security\"\n[check.tcp]\naddress = \"x:1\"\n",
+        &["needs `b` of the later phase security"],
+    );
+}
+
+#[test]
+fn undefined_target_var_names_the_var_and_the_fix() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"${nope.host}:1\"\n",
+        &[
+            "`${nope.host}`",
+            "check[0].tcp.address",
+            "add `nope.host",
+            "[vars]",
+        ],
+    );
+}
+
+#[test]
+fn bad_values_are_explained() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\ntimeout = \"10\"\n[check.tcp]\naddress = \"x:1\"\n",
+        &["missing unit", "p.toml:4:"],
+    );
+    check_err(
+        "[[check]]\nid = \"A B\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\n",
+        &["invalid check id `A B`", "dotted lowercase"],
+    );
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\nretry = { attempts = 0 }\n[check.tcp]\naddress = \"x:1\"\n",
+        &["retry.attempts must be at least 1"],
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let err = load_text(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n\n[[check]]\nid = \"B\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(err.0.len(), 2, "{err}");
+}
+
+#[test]
+fn facts_become_typed_vars_and_budgets_follow_safe_mode() {
+    let text = "[profile]\nfacts = \"facts.json\"\n[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"127.0.0.1:${facts.ports.ssh}\"\n[[check]]\nid = \"b\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:${budget.build_seconds}\"\n";
+    let p = load_text(text).unwrap();
+    match (&p.checks[0].probe, &p.checks[1].probe) {
+        (ProbeSpec::Tcp(a), ProbeSpec::Tcp(b)) => {
+            assert_eq!(a.address, "127.0.0.1:22");
+            assert_eq!(b.address, "x:900");
+        }
+        #[allow(unreachable_patterns)]
+        other => panic!("{other:?}"),
+    }
+    check_err(
+        "[profile]\nfacts = \"missing.json\"\n",
+        &["cannot read facts file", "profile.facts"],
+    );
+}
+
+#[test]
+fn missing_profile_path_is_a_clear_error() {
+    let err = load(
+        &[PathBuf::from("/nonexistent/x.toml")],
+        &Target::local(),
+        LoadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("profile not found") && err.contains("/nonexistent/x.toml"),
+        "{err}"
+    );
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Arbitrary text never panics the profile loader.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            let _ = load_text(&text);
+        }
+
+        /// Mutations of a valid profile never panic either.
+        #[test]
+        fn mutated_profiles_never_panic(pos in 0usize..400, byte in any::<u8>()) {
+            let mut bytes = OK.as_bytes().to_vec();
+            let i = pos % bytes.len();
+            bytes[i] = byte;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let _ = load_text(&text);
+        }
+    }
+}

@@ -1,225 +1,222 @@
-//! The boot transcript's wire types (schema version 1): the seed's field
-//! names plus what makes the record checkable (tool, profiles and their
-//! digests, image, abort reason, signing marker). Changing a field name or
-//! meaning bumps `SCHEMA_VERSION`.
+//! The boot transcript's wire format (versioned). Field names follow the
+//! RAVE spec (seed 002); spinup-smoke adds per-check attempts, timings,
+//! expected/found, evidence digests, skip reasons, the profiles' digests,
+//! the tool version and the signing mode.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::RunInfo;
 use crate::model::{CheckResult, Outcome, OverallStatus, Phase};
-use crate::run::report::{OutcomeCounts, RunReport};
-use crate::sysinfo::SystemInfo;
+use crate::run::RunReport;
 
-use super::{ImageInfo, RunInfo};
+pub const SCHEMA_VERSION: &str = "spinup-smoke.transcript/v1";
 
-/// Version of the transcript layout below.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// The whole transcript, before `signature` is added.
-#[derive(Debug, Clone, Serialize)]
-pub struct Transcript {
-    pub schema_version: u32,
-    pub tool: Tool,
-    pub test_session_id: String,
-    pub rave_version: String,
-    pub target: String,
-    /// RFC 3339 UTC.
+#[derive(Debug, Serialize)]
+pub struct Transcript<'a> {
+    pub schema_version: &'static str,
+    pub test_session_id: &'a str,
+    pub rave_version: &'a str,
     pub start_time: String,
-    /// RFC 3339 UTC.
     pub completion_time: String,
-    pub duration_seconds: u64,
+    pub duration_seconds: f64,
     pub overall_status: OverallStatus,
-    pub abort_reason: Option<String>,
-    pub safe_mode: bool,
-    pub system_info: SystemInfo,
-    pub test_summary: TestSummary,
-    /// Every check's full record, in plan order.
-    pub validation_results: Vec<CheckResult>,
-    /// Phase `services`, grouped by the check's `service`.
+    pub abort_reason: Option<&'a str>,
+    pub tool: Tool<'a>,
+    pub target: &'a str,
+    pub system_info: &'a crate::sysinfo::SystemInfo,
+    pub test_summary: Summary,
+    pub validation_results: &'a [CheckResult],
     pub service_health: BTreeMap<String, Section>,
-    /// Phase `oidc`.
     pub authentication_tests: Section,
-    /// Phase `agent`.
     pub agent_control_tests: Section,
-    /// Phase `sandbox`.
     pub sandbox_tests: Section,
-    pub performance_metrics: PerformanceMetrics,
-    /// Phase `security`.
+    pub performance_metrics: Performance,
     pub security_validation: Section,
-    /// `sha256:<hex>` of the image under test, or null without `--image`.
-    pub image_digest: Option<String>,
-    pub image: Option<ImageInfo>,
-    pub profiles: Vec<ProfileRef>,
-    pub profiles_digest: String,
-    pub signing: SigningInfo,
+    pub profiles: Vec<ProfileRef<'a>>,
+    pub profiles_digest: &'a str,
+    pub image: Option<&'a super::ImageInfo>,
+    pub image_digest: Option<&'a str>,
+    pub signing: Signing,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Tool {
-    pub name: String,
-    pub version: String,
+#[derive(Debug, Serialize)]
+pub struct Tool<'a> {
+    pub name: &'static str,
+    pub version: &'a str,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct TestSummary {
+#[derive(Debug, Serialize, PartialEq, Eq, Default)]
+pub struct Summary {
     pub total_tests: usize,
     pub passed: usize,
-    /// FAIL and ABORTED checks.
     pub failed: usize,
     pub warned: usize,
     pub skipped: usize,
+    pub aborted: usize,
 }
 
-impl From<OutcomeCounts> for TestSummary {
-    fn from(c: OutcomeCounts) -> TestSummary {
-        TestSummary {
-            total_tests: c.total,
-            passed: c.passed,
-            failed: c.failed,
-            warned: c.warned,
-            skipped: c.skipped,
+impl Summary {
+    pub fn of<'a>(results: impl IntoIterator<Item = &'a CheckResult>) -> Summary {
+        let mut s = Summary::default();
+        for r in results {
+            s.total_tests += 1;
+            match r.status {
+                Outcome::Pass => s.passed += 1,
+                Outcome::Fail => s.failed += 1,
+                Outcome::Warn => s.warned += 1,
+                Outcome::Skip => s.skipped += 1,
+                Outcome::Aborted => s.aborted += 1,
+            }
         }
+        s
     }
 }
 
-/// A group of checks: worst status and a short line per check (the full
-/// record is in `validation_results`).
-#[derive(Debug, Clone, Serialize)]
+/// The results of one phase (or one service), summarised.
+#[derive(Debug, Serialize, PartialEq)]
 pub struct Section {
-    /// SUCCESS | WARNING | FAILURE, or NOT_RUN when the group has no checks.
+    /// SUCCESS | WARNING | FAILURE | ABORTED, or NOT_RUN when no check ran.
     pub status: String,
-    pub checks: Vec<CheckLine>,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub checks: BTreeMap<String, SectionCheck>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckLine {
-    pub id: String,
+#[derive(Debug, Serialize, PartialEq)]
+pub struct SectionCheck {
     pub status: Outcome,
-    pub description: String,
-    pub expected: String,
     pub found: String,
     pub duration_ms: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct PerformanceMetrics {
+impl Section {
+    pub fn of(results: &[&CheckResult]) -> Section {
+        let status = if results.is_empty() {
+            "NOT_RUN".to_string()
+        } else {
+            let aborted = results.iter().any(|r| r.status == Outcome::Aborted);
+            OverallStatus::from_outcomes(results.iter().map(|r| r.status), aborted)
+                .label()
+                .to_string()
+        };
+        Section {
+            status,
+            summary: Summary::of(results.iter().copied()),
+            checks: results
+                .iter()
+                .map(|r| {
+                    (
+                        r.id.clone(),
+                        SectionCheck {
+                            status: r.status,
+                            found: r.found.clone(),
+                            duration_ms: r.duration_ms,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Performance {
+    pub safe_mode: bool,
+    pub budget_set: &'static str,
     pub total_duration_ms: u64,
-    /// Wall-clock time per phase that ran.
     pub phase_durations_ms: BTreeMap<Phase, u64>,
-    /// Metrics each check reported (latencies, sizes...), by check id.
+    /// Numbers probes recorded, by check id (latencies, boot timings...).
     pub check_metrics: BTreeMap<String, BTreeMap<String, f64>>,
-    /// Phase `performance` (budgets as assertions).
-    pub budgets: Section,
+    /// The performance phase's own checks (budgets as assertions).
+    pub budget_checks: Section,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ProfileRef {
-    pub name: String,
+#[derive(Debug, Serialize)]
+pub struct ProfileRef<'a> {
+    pub name: &'a str,
     pub path: String,
-    /// Hex SHA-256 of the profile file's bytes.
-    pub sha256: String,
+    pub sha256: &'a str,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SigningInfo {
-    /// True when the key was generated for this run only: the signature then
-    /// proves integrity, not who produced the transcript.
+#[derive(Debug, Serialize)]
+pub struct Signing {
     pub ephemeral: bool,
 }
 
-/// RFC 3339 UTC with whole seconds: `2025-01-24T14:30:52Z`.
-pub fn rfc3339(time: chrono::DateTime<chrono::Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+fn in_phase(report: &RunReport, phase: Phase) -> Vec<&CheckResult> {
+    report.results.iter().filter(|r| r.phase == phase).collect()
 }
 
-fn section<'a>(results: impl IntoIterator<Item = &'a CheckResult>) -> Section {
-    let checks: Vec<CheckLine> = results
-        .into_iter()
-        .map(|r| CheckLine {
-            id: r.id.clone(),
-            status: r.status,
-            description: r.description.clone(),
-            expected: r.expected.clone(),
-            found: r.found.clone(),
-            duration_ms: r.duration_ms,
-        })
-        .collect();
-    let status = if checks.is_empty() {
-        "NOT_RUN".to_string()
-    } else {
-        OverallStatus::from_outcomes(checks.iter().map(|c| c.status), false)
-            .label()
-            .to_string()
-    };
-    Section { status, checks }
-}
-
-fn phase_section(results: &[CheckResult], phase: Phase) -> Section {
-    section(results.iter().filter(|r| r.phase == phase))
-}
-
-/// Builds the transcript from a report whose results are already redacted.
-pub fn build(report: &RunReport, info: &RunInfo, ephemeral_key: bool) -> Transcript {
-    let results = &report.results;
-    let mut by_service: BTreeMap<String, Vec<&CheckResult>> = BTreeMap::new();
-    for r in results.iter().filter(|r| r.phase == Phase::Services) {
-        by_service.entry(r.service.clone()).or_default().push(r);
+/// Builds the unsigned transcript document.
+pub fn build(report: &RunReport, info: &RunInfo, ephemeral: bool) -> serde_json::Value {
+    let mut services: BTreeMap<String, Vec<&CheckResult>> = BTreeMap::new();
+    for r in report.results.iter().filter(|r| r.phase == Phase::Services) {
+        services.entry(r.service.clone()).or_default().push(r);
     }
-    let service_health = by_service
-        .into_iter()
-        .map(|(service, checks)| (service, section(checks)))
-        .collect();
-    let check_metrics = results
-        .iter()
-        .filter(|r| !r.metrics.is_empty())
-        .map(|r| (r.id.clone(), r.metrics.clone()))
-        .collect();
-    Transcript {
+    let total_ms = (report.completed_at - report.started_at)
+        .num_milliseconds()
+        .max(0) as u64;
+    let transcript = Transcript {
         schema_version: SCHEMA_VERSION,
-        tool: Tool {
-            name: "spinup-smoke".to_string(),
-            version: info.tool_version.clone(),
-        },
-        test_session_id: report.session_id.clone(),
-        rave_version: info.rave_version.clone(),
-        target: info.target_name.clone(),
-        start_time: rfc3339(report.started_at),
-        completion_time: rfc3339(report.completed_at),
-        duration_seconds: report.duration_seconds(),
+        test_session_id: &report.session_id,
+        rave_version: &info.rave_version,
+        start_time: report
+            .started_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        completion_time: report
+            .completed_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        duration_seconds: total_ms as f64 / 1000.0,
         overall_status: report.status,
-        abort_reason: report.abort_reason.clone(),
-        safe_mode: report.safe_mode,
-        system_info: info.system_info.clone(),
-        test_summary: report.counts().into(),
-        validation_results: results.clone(),
-        service_health,
-        authentication_tests: phase_section(results, Phase::Oidc),
-        agent_control_tests: phase_section(results, Phase::Agent),
-        sandbox_tests: phase_section(results, Phase::Sandbox),
-        performance_metrics: PerformanceMetrics {
-            total_duration_ms: (report.completed_at - report.started_at)
-                .num_milliseconds()
-                .max(0) as u64,
-            phase_durations_ms: report.phase_durations_ms.clone(),
-            check_metrics,
-            budgets: phase_section(results, Phase::Performance),
+        abort_reason: report.abort_reason.as_deref(),
+        tool: Tool {
+            name: "spinup-smoke",
+            version: &info.tool_version,
         },
-        security_validation: phase_section(results, Phase::Security),
-        image_digest: info.image.as_ref().map(|i| i.digest.clone()),
-        image: info.image.clone(),
+        target: &info.target_name,
+        system_info: &info.system_info,
+        test_summary: Summary::of(&report.results),
+        validation_results: &report.results,
+        service_health: services
+            .iter()
+            .map(|(k, v)| (k.clone(), Section::of(v)))
+            .collect(),
+        authentication_tests: Section::of(&in_phase(report, Phase::Oidc)),
+        agent_control_tests: Section::of(&in_phase(report, Phase::Agent)),
+        sandbox_tests: Section::of(&in_phase(report, Phase::Sandbox)),
+        performance_metrics: Performance {
+            safe_mode: report.safe_mode,
+            budget_set: if report.safe_mode {
+                "SAFE"
+            } else {
+                "FULL_PIPE"
+            },
+            total_duration_ms: total_ms,
+            phase_durations_ms: report.phase_durations_ms.clone(),
+            check_metrics: report
+                .results
+                .iter()
+                .filter(|r| !r.metrics.is_empty())
+                .map(|r| (r.id.clone(), r.metrics.clone()))
+                .collect(),
+            budget_checks: Section::of(&in_phase(report, Phase::Performance)),
+        },
+        security_validation: Section::of(&in_phase(report, Phase::Security)),
         profiles: info
             .profiles
             .iter()
             .map(|p| ProfileRef {
-                name: p.name.clone(),
+                name: &p.name,
                 path: p.path.display().to_string(),
-                sha256: p.sha256.clone(),
+                sha256: &p.sha256,
             })
             .collect(),
-        profiles_digest: info.profiles_digest.clone(),
-        signing: SigningInfo {
-            ephemeral: ephemeral_key,
-        },
-    }
+        profiles_digest: &info.profiles_digest,
+        image: info.image.as_ref(),
+        image_digest: info.image.as_ref().map(|i| i.digest.as_str()),
+        signing: Signing { ephemeral },
+    };
+    serde_json::to_value(&transcript).unwrap_or(serde_json::Value::Null)
 }

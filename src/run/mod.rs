@@ -1,5 +1,422 @@
-//! The runner: executes a plan phase by phase, independent checks
-//! concurrently, each with a deadline and a retry policy, and emits events.
+//! The runner: executes a plan phase by phase; within a phase, independent
+//! checks run concurrently (bounded by `jobs`). Every check has a deadline
+//! and a retry policy; every attempt is recorded; a check whose dependency
+//! did not pass is skipped with the reason. It emits events for the live
+//! console and returns a `RunReport` for the other reporters.
+//!
+//! **Architecture invariant:** the runner owns the only retry loop and the
+//! only clock; it never renders output and never chooses an exit code.
 
+pub mod events;
 pub mod report;
 pub mod retry;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use crate::judge::{excerpt, Verdict};
+use crate::model::{Attempt, CheckResult, Outcome, OverallStatus, Severity};
+use crate::plan::Plan;
+use crate::probe::{CommandExecutor, ProbeContext, RunSoFar};
+use crate::profile::Check;
+pub use events::{Event, EventSink, NoEvents};
+pub use report::RunReport;
+
+/// Evidence kept per check (after redaction); the digest covers the full text.
+pub const MAX_EVIDENCE_BYTES: usize = 8 * 1024;
+/// Expected/found texts are short by nature; cap them too.
+pub const MAX_TEXT_BYTES: usize = 2 * 1024;
+
+/// Masks secrets in every text the runner records.
+pub type RedactFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// How to run.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// Checks of one phase running at once (at least 1).
+    pub jobs: usize,
+    /// Bound of the whole run (`VALIDATION_TIMEOUT`).
+    pub global_timeout: Duration,
+    pub artifacts_dir: PathBuf,
+    pub executor: Arc<dyn CommandExecutor>,
+    pub redact: RedactFn,
+    pub safe_mode: bool,
+    /// Shared with probes: phase times and metrics recorded so far.
+    pub so_far: Arc<RunSoFar>,
+}
+
+/// Runs `plan` to completion, or until `abort` resolves (with a reason such
+/// as "SIGINT") or the global timeout passes: then running checks are
+/// cancelled (their child processes killed), the rest recorded as aborted,
+/// and the report is still returned.
+pub async fn run(
+    plan: &Plan,
+    options: &RunOptions,
+    sink: Arc<dyn EventSink>,
+    abort: impl Future<Output = String>,
+) -> RunReport {
+    let started_at = chrono::Utc::now();
+    let session_id = format!("spinup-{}", started_at.format("%Y%m%d-%H%M%S"));
+    let run_start = Instant::now();
+    let global_deadline = run_start + options.global_timeout;
+    let timeout_reason = format!(
+        "VALIDATION_TIMEOUT ({}s) reached",
+        options.global_timeout.as_secs()
+    );
+    let abort = async move {
+        tokio::select! {
+            reason = abort => reason,
+            _ = tokio::time::sleep_until(global_deadline.into()) => timeout_reason,
+        }
+    };
+    tokio::pin!(abort);
+
+    sink.event(&Event::RunStarted {
+        session_id: &session_id,
+        total: plan.checks.len(),
+    });
+    let mut results: HashMap<String, CheckResult> = HashMap::new();
+    let mut phase_durations_ms = BTreeMap::new();
+    let mut abort_reason: Option<String> = None;
+
+    for phase in plan.phases() {
+        let phase_checks: Vec<&Check> = plan.in_phase(phase).collect();
+        if let Some(reason) = &abort_reason {
+            for check in phase_checks {
+                let result = not_run(
+                    check,
+                    Outcome::Aborted,
+                    format!("not started: run aborted ({reason})"),
+                );
+                sink.event(&Event::CheckFinished { result: &result });
+                results.insert(check.id.clone(), result);
+            }
+            continue;
+        }
+        sink.event(&Event::PhaseStarted {
+            phase,
+            checks: phase_checks.len(),
+        });
+        let phase_start = Instant::now();
+        let mut pending: Vec<&Check> = phase_checks;
+        let mut running: JoinSet<CheckResult> = JoinSet::new();
+        let mut running_ids: HashMap<
+            tokio::task::Id,
+            (String, Instant, chrono::DateTime<chrono::Utc>),
+        > = HashMap::new();
+        loop {
+            // Start or skip every check whose dependencies have finished.
+            let mut i = 0;
+            while i < pending.len() {
+                let check = pending[i];
+                match dependency_state(check, &results) {
+                    DependencyState::Waiting => i += 1,
+                    DependencyState::Blocked(reason) => {
+                        pending.remove(i);
+                        let result = not_run(check, Outcome::Skip, reason);
+                        sink.event(&Event::CheckFinished { result: &result });
+                        results.insert(check.id.clone(), result);
+                    }
+                    DependencyState::Ready if running.len() < options.jobs.max(1) => {
+                        pending.remove(i);
+                        sink.event(&Event::CheckStarted {
+                            id: &check.id,
+                            phase,
+                        });
+                        let owned = check.clone();
+                        let opts = options.clone();
+                        let task_sink = sink.clone();
+                        let handle = running
+                            .spawn(async move { execute(&owned, &opts, task_sink.as_ref()).await });
+                        running_ids.insert(
+                            handle.id(),
+                            (check.id.clone(), Instant::now(), chrono::Utc::now()),
+                        );
+                    }
+                    DependencyState::Ready => i += 1,
+                }
+            }
+            if running.is_empty() {
+                if pending.is_empty() {
+                    break;
+                }
+                // Unreachable with a valid plan (dependencies are ordered);
+                // never spin: skip what cannot start.
+                for check in pending.drain(..) {
+                    let result =
+                        not_run(check, Outcome::Skip, "dependencies never finished".into());
+                    results.insert(check.id.clone(), result);
+                }
+                break;
+            }
+            tokio::select! {
+                joined = running.join_next_with_id() => {
+                    let Some(joined) = joined else { continue };
+                    let result = match joined {
+                        Ok((task, result)) => {
+                            running_ids.remove(&task);
+                            result
+                        }
+                        Err(err) => {
+                            let Some((id, started, at)) = running_ids.remove(&err.id()) else { continue };
+                            let Some(check) = plan.checks.iter().find(|c| c.id == id) else { continue };
+                            internal_failure(check, started, at, &err.to_string())
+                        }
+                    };
+                    let result = seal(result, &options.redact);
+                    options.so_far.record_metrics(&result.id, &result.metrics);
+                    sink.event(&Event::CheckFinished { result: &result });
+                    results.insert(result.id.clone(), result);
+                }
+                reason = &mut abort => {
+                    running.abort_all();
+                    // Dropping the tasks kills their child processes.
+                    while running.join_next().await.is_some() {}
+                    for (_, (id, started, at)) in running_ids.drain() {
+                        if let Some(check) = plan.checks.iter().find(|c| c.id == id) {
+                            let mut result = not_run(check, Outcome::Aborted, format!("cancelled: run aborted ({reason})"));
+                            result.started_at = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+                            result.duration_ms = started.elapsed().as_millis() as u64;
+                            result.found = format!("cancelled after {:.1}s: {reason}", started.elapsed().as_secs_f64());
+                            result.skip_reason = None;
+                            sink.event(&Event::CheckFinished { result: &result });
+                            results.insert(id, result);
+                        }
+                    }
+                    for check in pending.drain(..) {
+                        let result = not_run(check, Outcome::Aborted, format!("not started: run aborted ({reason})"));
+                        sink.event(&Event::CheckFinished { result: &result });
+                        results.insert(check.id.clone(), result);
+                    }
+                    abort_reason = Some(reason);
+                    break;
+                }
+            }
+        }
+        let elapsed = phase_start.elapsed();
+        phase_durations_ms.insert(phase, elapsed.as_millis() as u64);
+        options
+            .so_far
+            .record_phase(phase, elapsed.as_millis() as u64);
+        sink.event(&Event::PhaseFinished {
+            phase,
+            duration: elapsed,
+        });
+    }
+
+    let ordered: Vec<CheckResult> = plan
+        .checks
+        .iter()
+        .filter_map(|c| results.remove(&c.id))
+        .collect();
+    let status =
+        OverallStatus::from_outcomes(ordered.iter().map(|r| r.status), abort_reason.is_some());
+    let report = RunReport {
+        session_id,
+        started_at,
+        completed_at: chrono::Utc::now(),
+        status,
+        abort_reason,
+        results: ordered,
+        phase_durations_ms,
+        safe_mode: options.safe_mode,
+    };
+    sink.event(&Event::RunFinished { report: &report });
+    report
+}
+
+enum DependencyState {
+    Ready,
+    Waiting,
+    Blocked(String),
+}
+
+/// Pure: may `check` start, given the results so far?
+fn dependency_state(check: &Check, results: &HashMap<String, CheckResult>) -> DependencyState {
+    let mut waiting = false;
+    for need in &check.needs {
+        match results.get(need) {
+            None => waiting = true,
+            Some(r) if r.status.satisfies_dependents() => {}
+            Some(r) => {
+                let what = match r.status {
+                    Outcome::Fail => "failed",
+                    Outcome::Skip => "was skipped",
+                    Outcome::Aborted => "was aborted",
+                    Outcome::Pass | Outcome::Warn => "passed",
+                };
+                return DependencyState::Blocked(format!("needs `{need}`, which {what}"));
+            }
+        }
+    }
+    if waiting {
+        DependencyState::Waiting
+    } else {
+        DependencyState::Ready
+    }
+}
+
+/// Runs one check: attempts until it passes, the retry policy gives up, or
+/// its deadline (bounded by the run's) passes.
+async fn execute(check: &Check, options: &RunOptions, sink: &dyn EventSink) -> CheckResult {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    // The run's deadline is enforced by cancelling the task (so the check is
+    // recorded as aborted, not failed); the check's own deadline bounds it here.
+    let deadline = started + check.timeout;
+    let mut attempts = Vec::new();
+    let mut last: Verdict;
+    loop {
+        let number = attempts.len() as u32 + 1;
+        let attempt_start = Instant::now();
+        let ctx = ProbeContext {
+            executor: options.executor.clone(),
+            deadline,
+            artifacts_dir: options.artifacts_dir.clone(),
+            so_far: options.so_far.clone(),
+        };
+        last = match tokio::time::timeout_at(deadline.into(), check.probe.run(&ctx)).await {
+            Ok(verdict) => verdict,
+            Err(_) => Verdict::fail(
+                describe_expectation(check),
+                format!(
+                    "no answer before the deadline ({}s timeout)",
+                    check.timeout.as_secs_f64()
+                ),
+            ),
+        };
+        attempts.push(Attempt {
+            number,
+            duration_ms: attempt_start.elapsed().as_millis() as u64,
+            passed: last.pass,
+            error: (!last.pass).then(|| (options.redact)(&excerpt(&last.found, MAX_TEXT_BYTES))),
+        });
+        if last.pass {
+            break;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let jitter: f64 = rand::thread_rng().gen();
+        match check.retry.next_delay(number, remaining, jitter) {
+            Some(delay) => {
+                let found = (options.redact)(&excerpt(&last.found, MAX_TEXT_BYTES));
+                sink.event(&Event::AttemptFailed {
+                    id: &check.id,
+                    attempt: number,
+                    found: &found,
+                    retry_in: delay,
+                });
+                tokio::time::sleep(delay).await
+            }
+            None => break,
+        }
+    }
+    let status = match (last.pass, check.severity) {
+        (true, _) => Outcome::Pass,
+        (false, Severity::Warn) => Outcome::Warn,
+        (false, Severity::Fail) => Outcome::Fail,
+    };
+    finish(check, status, last, attempts, started, started_at)
+}
+
+fn describe_expectation(check: &Check) -> String {
+    if check.description.is_empty() {
+        format!("{} probe succeeds", check.probe.kind())
+    } else {
+        check.description.clone()
+    }
+}
+
+fn finish(
+    check: &Check,
+    status: Outcome,
+    verdict: Verdict,
+    attempts: Vec<Attempt>,
+    started: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+) -> CheckResult {
+    CheckResult {
+        id: check.id.clone(),
+        phase: check.phase,
+        service: check.service.clone(),
+        severity: check.severity,
+        status,
+        description: check.description.clone(),
+        expected: verdict.expected,
+        found: verdict.found,
+        evidence_sha256: String::new(),
+        evidence: verdict.evidence,
+        hint: check.hint.clone(),
+        skip_reason: None,
+        started_at: Some(started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        duration_ms: started.elapsed().as_millis() as u64,
+        attempt_count: attempts.len() as u32,
+        attempts,
+        metrics: verdict.metrics,
+        profile: check.location.file.display().to_string(),
+    }
+}
+
+/// Bounds and redacts every text field; fills the evidence digest.
+pub fn seal(mut result: CheckResult, redact: &RedactFn) -> CheckResult {
+    let evidence = redact(&result.evidence);
+    result.evidence_sha256 = if evidence.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(evidence.as_bytes()))
+        )
+    };
+    result.evidence = excerpt(&evidence, MAX_EVIDENCE_BYTES);
+    result.expected = excerpt(&redact(&result.expected), MAX_TEXT_BYTES);
+    result.found = excerpt(&redact(&result.found), MAX_TEXT_BYTES);
+    result
+}
+
+/// A check that did not run (skipped or aborted); nothing in it is secret.
+fn not_run(check: &Check, status: Outcome, reason: String) -> CheckResult {
+    let mut result = finish(
+        check,
+        status,
+        Verdict::fail(describe_expectation(check), reason.clone()),
+        Vec::new(),
+        Instant::now(),
+        chrono::Utc::now(),
+    );
+    result.started_at = None;
+    result.duration_ms = 0;
+    result.skip_reason = Some(reason);
+    result
+}
+
+fn internal_failure(
+    check: &Check,
+    started: Instant,
+    started_at: chrono::DateTime<chrono::Utc>,
+    error: &str,
+) -> CheckResult {
+    finish(
+        check,
+        Outcome::Fail,
+        Verdict::fail(
+            describe_expectation(check),
+            format!(
+                "internal error in the {} probe: {error} (please report this)",
+                check.probe.kind()
+            ),
+        ),
+        Vec::new(),
+        started,
+        started_at,
+    )
+}
+
+#[cfg(test)]
+mod tests;

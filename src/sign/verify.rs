@@ -1,374 +1,317 @@
-//! `spinup-smoke verify`: checks a signed transcript or a DSSE envelope:
-//! the exact byte layout, the signature, the key id (against `--pubkey`
-//! when given), the ephemeral-key marker, and with `--image` the image's
-//! streamed SHA-256 against the digest the file records.
+//! `spinup-smoke verify`: checks a signed transcript or its DSSE envelope.
+//! Every byte counts: the file must be exactly the layout spinup-smoke
+//! writes (so no byte can change unnoticed), the signature must verify, the
+//! key must be the pinned one when `--pubkey` is given, and with `--image`
+//! the image's digest must be the one signed.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use ed25519_dalek::pkcs8::DecodePublicKey;
-use ed25519_dalek::VerifyingKey;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::error::UserError;
-use crate::report::dsse::{self, Envelope, Statement};
-use crate::report::render_json;
-use crate::sign::{canonical_bytes, keys, pae, Signature, ALGORITHM};
+use base64::Engine;
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::{Signature as EdSignature, VerifyingKey};
 
-/// Which kind of file was verified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Transcript,
-    DsseEnvelope,
-}
+use super::{canonical_bytes, key_id, keys, pae, Signature, ALGORITHM};
 
-/// What a successful verification established.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub kind: FileKind,
-    /// Hex SHA-256 of the signer's SPKI DER.
-    pub key_id: String,
-    /// True when the key came from `--pubkey`, not from the file itself.
-    pub key_pinned: bool,
-    /// The transcript's `signing.ephemeral` (None for a DSSE envelope).
-    pub ephemeral: Option<bool>,
-    /// `overall_status` of a transcript, `predicate.result` of an envelope.
-    pub result: String,
-    /// The digest the file records (`sha256:<hex>`), when it records one.
-    pub recorded_digest: Option<String>,
-    /// True when `--image` was given and its digest matched.
-    pub image_checked: bool,
-    /// Things that are valid but weaker than they could be.
-    pub warnings: Vec<String>,
-}
-
-/// Why a file did not verify.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyError {
-    /// Not a well-formed signed transcript or envelope (or its bytes were edited).
+    /// Not a file spinup-smoke wrote, or changed so it no longer parses.
     Malformed(String),
     /// The signature does not match the content.
     BadSignature,
-    /// Signed by another key than the one expected.
+    /// Signed by another key than the pinned one.
     UnknownKey { expected: String, found: String },
-    /// The image's digest differs from the recorded one.
+    /// The image is not the one the transcript was made for.
     DigestMismatch { expected: String, found: String },
-    /// A missing or unreadable input (`--pubkey`, `--image`, the file itself).
-    Usage(UserError),
-}
-
-impl VerifyError {
-    /// Exit code: 2 for usage problems, 1 for files that do not verify.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            VerifyError::Usage(_) => crate::exit::USAGE,
-            _ => crate::exit::CHECK_FAILED,
-        }
-    }
 }
 
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            VerifyError::Malformed(reason) => write!(f, "malformed: {reason}"),
-            VerifyError::BadSignature => write!(
-                f,
-                "bad signature: the content was changed after signing, or signed by another key"
-            ),
-            VerifyError::UnknownKey { expected, found } => write!(
-                f,
-                "unknown key: expected key id {expected}, found {found} (check --pubkey)"
-            ),
-            VerifyError::DigestMismatch { expected, found } => write!(
-                f,
-                "digest mismatch: the transcript records {expected}, the image is {found} (this is not the image that was tested)"
-            ),
-            VerifyError::Usage(e) => write!(f, "{e}"),
+            VerifyError::Malformed(why) => write!(f, "malformed: {why}"),
+            VerifyError::BadSignature => {
+                write!(f, "bad signature: the content was changed after signing")
+            }
+            VerifyError::UnknownKey { expected, found } => {
+                write!(
+                    f,
+                    "unknown key: signed by key id {found}, but --pubkey is key id {expected}"
+                )
+            }
+            VerifyError::DigestMismatch { expected, found } => {
+                write!(f, "digest mismatch: the transcript is for image {expected}, the given image is {found}")
+            }
         }
     }
 }
 
-impl std::error::Error for VerifyError {}
-
-fn malformed(reason: impl Into<String>) -> VerifyError {
-    VerifyError::Malformed(reason.into())
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Transcript,
+    Attestation,
 }
 
-/// Verifies the transcript or DSSE envelope at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub kind: FileKind,
+    pub key_id: String,
+    /// overall_status of a transcript, predicate result of an attestation.
+    pub status: String,
+    pub image_digest: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+impl VerifyReport {
+    pub fn summary(&self) -> String {
+        let kind = match self.kind {
+            FileKind::Transcript => "transcript",
+            FileKind::Attestation => "DSSE attestation",
+        };
+        let subject = match self.kind {
+            FileKind::Transcript => "image",
+            FileKind::Attestation => "subject",
+        };
+        format!(
+            "{kind}, status {}, key id {}, {subject} {}",
+            self.status,
+            &self.key_id,
+            self.image_digest.as_deref().unwrap_or("none")
+        )
+    }
+}
+
+/// The one layout spinup-smoke writes JSON in: pretty, sorted keys, final newline.
+pub fn render(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
 pub fn verify_file(
     path: &Path,
     pubkey: Option<&Path>,
     image: Option<&Path>,
 ) -> Result<VerifyReport, VerifyError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        VerifyError::Usage(
-            UserError::new(format!("cannot read the file to verify: {e}"))
-                .in_file(path)
-                .hint("pass a boot_transcript_*.json or boot_transcript_*.intoto.json"),
-        )
-    })?;
-    let pinned = pubkey
-        .map(keys::load_public_key)
-        .transpose()
-        .map_err(VerifyError::Usage)?;
-    let mut report = verify_bytes(&bytes, pinned.as_ref(), Some(path))?;
-    if let Some(image) = image {
-        let found = crate::digest::sha256_file(image).map_err(|e| {
-            VerifyError::Usage(
-                UserError::new(format!("cannot read the image to digest it: {e}"))
-                    .in_file(image)
-                    .hint("pass --image with the path of the tested qcow2/raw image"),
-            )
-        })?;
-        let expected = report
-            .recorded_digest
-            .clone()
-            .unwrap_or_else(|| "no image digest (the run had no --image)".to_string());
-        if expected != found {
-            return Err(VerifyError::DigestMismatch { expected, found });
-        }
-        report.image_checked = true;
-    }
-    Ok(report)
-}
-
-/// Verifies file contents. `path` (when known) lets an unpinned DSSE envelope
-/// borrow the public key of the transcript beside it.
-pub fn verify_bytes(
-    bytes: &[u8],
-    pinned: Option<&VerifyingKey>,
-    path: Option<&Path>,
-) -> Result<VerifyReport, VerifyError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| malformed("the file is not UTF-8"))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| VerifyError::Malformed(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| VerifyError::Malformed("not UTF-8".into()))?;
     let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| malformed(format!("not valid JSON: {e}")))?;
-    if render_json(&value) != bytes {
-        return Err(malformed(
-            "the file's bytes differ from the layout spinup-smoke writes (it was reformatted or edited)",
+        serde_json::from_str(text).map_err(|e| VerifyError::Malformed(format!("not JSON: {e}")))?;
+    if render(&value) != text {
+        return Err(VerifyError::Malformed(
+            "not in the layout spinup-smoke writes (whitespace, escapes or key order changed)"
+                .into(),
         ));
     }
+    let pinned = match pubkey {
+        Some(p) => Some(keys::load_public_key(p).map_err(VerifyError::Malformed)?),
+        None => None,
+    };
+    let image_digest = match image {
+        Some(img) => Some(crate::digest::sha256_file(img).map_err(|e| {
+            VerifyError::Malformed(format!("cannot read image {}: {e}", img.display()))
+        })?),
+        None => None,
+    };
     if value.get("payloadType").is_some() {
-        verify_envelope(value, pinned, path)
-    } else if value.get("signature").is_some() {
-        verify_transcript(value, pinned)
+        verify_attestation(path, &value, pinned, image_digest)
     } else {
-        Err(malformed(
-            "neither a signed transcript (no `signature`) nor a DSSE envelope (no `payloadType`)",
-        ))
+        verify_transcript(&value, pinned, image_digest)
     }
 }
 
-fn decode_signature(b64: &str) -> Result<ed25519_dalek::Signature, VerifyError> {
-    let raw = STANDARD
-        .decode(b64)
-        .map_err(|_| malformed("the signature is not valid base64"))?;
-    let raw: [u8; 64] = raw
-        .try_into()
-        .map_err(|_| malformed("an ed25519 signature has 64 bytes"))?;
-    Ok(ed25519_dalek::Signature::from_bytes(&raw))
+fn b64(text: &str, what: &str) -> Result<Vec<u8>, VerifyError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| VerifyError::Malformed(format!("{what} is not base64: {e}")))
 }
 
-/// Chooses the verifying key: the pinned one (whose id must match), else the embedded one.
-fn choose_key(
-    pinned: Option<&VerifyingKey>,
+fn decode_signature(text: &str) -> Result<EdSignature, VerifyError> {
+    let bytes = b64(text, "signature")?;
+    EdSignature::from_slice(&bytes)
+        .map_err(|_| VerifyError::Malformed("signature is not 64 bytes".into()))
+}
+
+fn pin(
+    pinned: Option<VerifyingKey>,
+    signer_key_id: &str,
     embedded: Option<VerifyingKey>,
-    signed_key_id: &str,
     warnings: &mut Vec<String>,
-    where_embedded: &str,
 ) -> Result<VerifyingKey, VerifyError> {
-    if let Some(pinned) = pinned {
-        let expected = keys::key_id(pinned);
-        if expected != signed_key_id {
-            return Err(VerifyError::UnknownKey {
-                expected,
-                found: signed_key_id.to_string(),
-            });
+    match (pinned, embedded) {
+        (Some(pinned), _) => {
+            let expected = key_id(&pinned);
+            if expected != signer_key_id {
+                return Err(VerifyError::UnknownKey {
+                    expected,
+                    found: signer_key_id.to_string(),
+                });
+            }
+            Ok(pinned)
         }
-        return Ok(*pinned);
-    }
-    match embedded {
-        Some(key) => {
-            warnings.push(format!(
-                "key not pinned: verified with the public key embedded in {where_embedded}; pass --pubkey to prove who signed it"
-            ));
-            Ok(key)
+        (None, Some(embedded)) => {
+            warnings.push(
+                "key not pinned: verified with the public key inside the file; pass --pubkey to prove who signed it".into(),
+            );
+            Ok(embedded)
         }
-        None => Err(VerifyError::Usage(
-            UserError::new(
-                "a DSSE envelope carries no public key and no transcript was found beside it",
-            )
-            .hint("pass --pubkey PREFIX.pub (the key the run signed with)"),
+        (None, None) => Err(VerifyError::Malformed(
+            "no public key: pass --pubkey (or keep the transcript beside its DSSE envelope)".into(),
         )),
     }
 }
 
+fn compare_digest(signed: Option<&str>, actual: Option<String>) -> Result<(), VerifyError> {
+    if let Some(actual) = actual {
+        let expected = signed.unwrap_or("none").to_string();
+        if expected != actual {
+            return Err(VerifyError::DigestMismatch {
+                expected,
+                found: actual,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn verify_transcript(
-    mut document: serde_json::Value,
-    pinned: Option<&VerifyingKey>,
+    value: &serde_json::Value,
+    pinned: Option<VerifyingKey>,
+    image_digest: Option<String>,
 ) -> Result<VerifyReport, VerifyError> {
-    let object = document
-        .as_object_mut()
-        .ok_or_else(|| malformed("a transcript is a JSON object"))?;
-    let signature_value = object
-        .remove("signature")
-        .ok_or_else(|| malformed("the transcript has no `signature`"))?;
-    let signature: Signature = serde_json::from_value(signature_value).map_err(|e| {
-        malformed(format!(
-            "`signature` is not {{algorithm, key_id, public_key, value}}: {e}"
-        ))
+    let sig_value = value
+        .get("signature")
+        .ok_or_else(|| VerifyError::Malformed("no `signature` field".into()))?;
+    let sig: Signature = serde_json::from_value(sig_value.clone()).map_err(|e| {
+        VerifyError::Malformed(format!("`signature` is not a spinup-smoke signature: {e}"))
     })?;
-    if signature.algorithm != ALGORITHM {
-        return Err(malformed(format!(
-            "unsupported signature algorithm `{}` (only ed25519)",
-            signature.algorithm
+    if sig.algorithm != ALGORITHM {
+        return Err(VerifyError::Malformed(format!(
+            "unsupported algorithm `{}`",
+            sig.algorithm
         )));
     }
-    let spki = STANDARD
-        .decode(&signature.public_key)
-        .map_err(|_| malformed("`signature.public_key` is not valid base64"))?;
-    let embedded = VerifyingKey::from_public_key_der(&spki)
-        .map_err(|_| malformed("`signature.public_key` is not an ed25519 SubjectPublicKeyInfo"))?;
-    let embedded_id = keys::key_id(&embedded);
-    if embedded_id != signature.key_id {
-        return Err(VerifyError::UnknownKey {
-            expected: embedded_id,
-            found: signature.key_id,
-        });
+    let der = b64(&sig.public_key, "public_key")?;
+    let embedded = VerifyingKey::from_public_key_der(&der)
+        .map_err(|_| VerifyError::Malformed("public_key is not an ed25519 key".into()))?;
+    if key_id(&embedded) != sig.key_id {
+        return Err(VerifyError::Malformed(
+            "key_id does not match the embedded public key".into(),
+        ));
     }
     let mut warnings = Vec::new();
-    let key = choose_key(
-        pinned,
-        Some(embedded),
-        &signature.key_id,
-        &mut warnings,
-        "the transcript",
-    )?;
-    let raw = decode_signature(&signature.value)?;
-    key.verify_strict(&canonical_bytes(&document), &raw)
+    let key = pin(pinned, &sig.key_id, Some(embedded), &mut warnings)?;
+    let signature = decode_signature(&sig.value)?;
+    let bytes = canonical_bytes(value).map_err(VerifyError::Malformed)?;
+    key.verify_strict(&bytes, &signature)
         .map_err(|_| VerifyError::BadSignature)?;
-
-    let ephemeral = document
-        .pointer("/signing/ephemeral")
-        .and_then(|v| v.as_bool());
-    if ephemeral == Some(true) {
+    if value.pointer("/signing/ephemeral") == Some(&serde_json::Value::Bool(true)) {
         warnings.push(
-            "signed with an ephemeral key generated for this run: the signature proves the content is intact, not who produced it".to_string(),
+            "signed with an EPHEMERAL key: this proves the file is intact, not who made it".into(),
         );
     }
-    let result = document
-        .get("overall_status")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| malformed("the transcript has no `overall_status`"))?
-        .to_string();
-    let recorded_digest = document
-        .get("image_digest")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let signed_digest = value.get("image_digest").and_then(|d| d.as_str());
+    compare_digest(signed_digest, image_digest)?;
     Ok(VerifyReport {
         kind: FileKind::Transcript,
-        key_id: signature.key_id,
-        key_pinned: pinned.is_some(),
-        ephemeral,
-        result,
-        recorded_digest,
-        image_checked: false,
+        key_id: sig.key_id,
+        status: value
+            .get("overall_status")
+            .and_then(|s| s.as_str())
+            .unwrap_or("?")
+            .to_string(),
+        image_digest: signed_digest.map(str::to_string),
         warnings,
     })
 }
 
 /// `boot_transcript_X.intoto.json` -> `boot_transcript_X.json`.
-fn sibling_transcript(envelope_path: &Path) -> Option<PathBuf> {
-    let name = envelope_path.file_name()?.to_str()?;
+fn sibling_transcript(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
     let stem = name.strip_suffix(".intoto.json")?;
-    Some(envelope_path.with_file_name(format!("{stem}.json")))
+    Some(path.with_file_name(format!("{stem}.json")))
 }
 
-/// The public key of the transcript beside an envelope, when it has a well-formed one.
-fn sibling_public_key(envelope_path: Option<&Path>) -> Option<VerifyingKey> {
-    let text = std::fs::read_to_string(sibling_transcript(envelope_path?)?).ok()?;
-    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let spki = STANDARD
-        .decode(value.pointer("/signature/public_key")?.as_str()?)
-        .ok()?;
-    VerifyingKey::from_public_key_der(&spki).ok()
-}
-
-fn verify_envelope(
-    value: serde_json::Value,
-    pinned: Option<&VerifyingKey>,
-    path: Option<&Path>,
+fn verify_attestation(
+    path: &Path,
+    envelope: &serde_json::Value,
+    pinned: Option<VerifyingKey>,
+    image_digest: Option<String>,
 ) -> Result<VerifyReport, VerifyError> {
-    let envelope: Envelope = serde_json::from_value(value).map_err(|e| {
-        malformed(format!(
-            "not a DSSE envelope {{payloadType, payload, signatures}}: {e}"
-        ))
-    })?;
-    if envelope.payload_type != dsse::PAYLOAD_TYPE {
-        return Err(malformed(format!(
-            "payloadType is `{}`, expected `{}`",
-            envelope.payload_type,
-            dsse::PAYLOAD_TYPE
-        )));
-    }
-    let payload = STANDARD
-        .decode(&envelope.payload)
-        .map_err(|_| malformed("the payload is not valid base64"))?;
-    let [signature] = envelope.signatures.as_slice() else {
-        return Err(malformed(format!(
-            "expected exactly one signature, found {}",
-            envelope.signatures.len()
-        )));
+    let field = |name: &str| {
+        envelope
+            .get(name)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| VerifyError::Malformed(format!("envelope has no `{name}`")))
     };
-    let mut warnings = Vec::new();
-    let embedded = if pinned.is_none() {
-        sibling_public_key(path)
-    } else {
-        None
-    };
-    if let Some(embedded) = &embedded {
-        let embedded_id = keys::key_id(embedded);
-        if embedded_id != signature.keyid {
-            return Err(VerifyError::UnknownKey {
-                expected: embedded_id,
-                found: signature.keyid.clone(),
-            });
-        }
-    }
-    let key = choose_key(
-        pinned,
-        embedded,
-        &signature.keyid,
-        &mut warnings,
-        "the transcript beside the envelope",
+    let payload_type = field("payloadType")?;
+    let payload = b64(field("payload")?, "payload")?;
+    let signatures = envelope
+        .get("signatures")
+        .and_then(|s| s.as_array())
+        .filter(|s| s.len() == 1)
+        .ok_or_else(|| {
+            VerifyError::Malformed("envelope must carry exactly one signature".into())
+        })?;
+    let signer_key_id = signatures[0]
+        .get("keyid")
+        .and_then(|k| k.as_str())
+        .ok_or_else(|| VerifyError::Malformed("signature has no keyid".into()))?
+        .to_string();
+    let signature = decode_signature(
+        signatures[0]
+            .get("sig")
+            .and_then(|s| s.as_str())
+            .ok_or_else(|| VerifyError::Malformed("signature has no sig".into()))?,
     )?;
-    let raw = decode_signature(&signature.sig)?;
-    key.verify_strict(&pae(&envelope.payload_type, &payload), &raw)
+    // Without --pubkey, the key embedded in the transcript beside it is used.
+    let sibling = sibling_transcript(path)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let embedded = sibling
+        .as_ref()
+        .and_then(|t| {
+            t.pointer("/signature/public_key")
+                .and_then(|k| k.as_str())
+                .map(str::to_string)
+        })
+        .and_then(|k| base64::engine::general_purpose::STANDARD.decode(k).ok())
+        .and_then(|der| VerifyingKey::from_public_key_der(&der).ok())
+        .filter(|k| key_id(k) == signer_key_id);
+    let mut warnings = Vec::new();
+    let key = pin(pinned, &signer_key_id, embedded, &mut warnings)?;
+    key.verify_strict(&pae(payload_type, &payload), &signature)
         .map_err(|_| VerifyError::BadSignature)?;
-
-    let statement: Statement = serde_json::from_slice(&payload)
-        .map_err(|e| malformed(format!("the payload is not an in-toto statement: {e}")))?;
-    if statement.statement_type != dsse::STATEMENT_TYPE
-        || statement.predicate_type != dsse::PREDICATE_TYPE
+    let sibling_ephemeral = sibling
+        .as_ref()
+        .and_then(|t| t.pointer("/signing/ephemeral"))
+        == Some(&serde_json::Value::Bool(true));
+    if sibling_ephemeral
+        && sibling
+            .as_ref()
+            .and_then(|t| t.pointer("/signature/key_id"))
+            .and_then(|k| k.as_str())
+            == Some(signer_key_id.as_str())
     {
-        return Err(malformed(format!(
-            "unexpected statement type `{}` / predicate type `{}`",
-            statement.statement_type, statement.predicate_type
-        )));
+        warnings.push("signed with an EPHEMERAL key (says the transcript beside it): this proves the file is intact, not who made it".into());
     }
-    let recorded_digest = statement
-        .subject
-        .iter()
-        .find(|s| s.name != dsse::UNKNOWN_IMAGE)
-        .and_then(|s| s.digest.get("sha256"))
-        .map(|hex| format!("sha256:{hex}"));
+    let statement: serde_json::Value = serde_json::from_slice(&payload)
+        .map_err(|e| VerifyError::Malformed(format!("payload is not a JSON statement: {e}")))?;
+    let subject_digest = statement
+        .pointer("/subject/0/digest/sha256")
+        .and_then(|d| d.as_str())
+        .map(|d| format!("sha256:{d}"));
+    compare_digest(subject_digest.as_deref(), image_digest)?;
     Ok(VerifyReport {
-        kind: FileKind::DsseEnvelope,
-        key_id: signature.keyid.clone(),
-        key_pinned: pinned.is_some(),
-        ephemeral: None,
-        result: statement.predicate.result,
-        recorded_digest,
-        image_checked: false,
+        kind: FileKind::Attestation,
+        key_id: signer_key_id,
+        status: statement
+            .pointer("/predicate/result")
+            .and_then(|r| r.as_str())
+            .unwrap_or("?")
+            .to_string(),
+        image_digest: subject_digest,
         warnings,
     })
 }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: setup (idempotent), format, lints,
+# unit + integration tests (real PostgreSQL, Synapse, IdP, QEMU guests),
+# and the Nix checks that can run without nixpkgs.
+#
+#   ./scripts/test.sh            # everything
+#   ./scripts/test.sh --no-setup # skip installing (already done)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+setup=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-setup) setup=0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+
+if [ "$setup" = 1 ]; then
+  step "setup"
+  ./scripts/setup.sh
+fi
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "tests"
+# The service tests must not skip here: every server they need is installed.
+export SPINUP_SMOKE_REQUIRE_POSTGRES=1 SPINUP_SMOKE_REQUIRE_SYNAPSE=1 SPINUP_SMOKE_REQUIRE_PROMETHEUS=1 SPINUP_SMOKE_REQUIRE_DEMO=1
+export SYNAPSE_PYTHON="${SYNAPSE_PYTHON:-$PWD/.venv/bin/python}"
+# One build, then every test binary; slow stack and VM tests run once here.
+cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
+
+step "nix checks (what can be proven without nixpkgs; see docs/nix.md)"
+export PYTHON="${PYTHON:-$PWD/.venv/bin/python}"
+export SSHD="${SSHD:-$PWD/.cache/sshd/usr/sbin/sshd}"
+export SPINUP_SMOKE="$PWD/target/debug/spinup-smoke"
+./scripts/check-nix.sh
+./scripts/check-nix.sh --self-test
+
+step "done"

@@ -1,0 +1,190 @@
+//! Starting, finding and stopping the demo's processes. Each child runs in
+//! its own process group with its output in `logs/<name>.log`; its pid and
+//! start time go to `run/<name>.pid`, so `down` (even after a crash) stops
+//! exactly what `up` started and never a process that reused the pid.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::UserError;
+
+/// What to start.
+pub struct Launch<'a> {
+    pub name: &'a str,
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+}
+
+pub fn log_path(state: &Path, name: &str) -> PathBuf {
+    state.join("logs").join(format!("{name}.log"))
+}
+
+/// The last `lines` lines of a component's log, for error messages.
+pub fn log_tail(state: &Path, name: &str, lines: usize) -> String {
+    let text = std::fs::read_to_string(log_path(state, name)).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let tail = all[all.len().saturating_sub(lines)..].join("\n    ");
+    if tail.is_empty() {
+        "(the log is empty)".into()
+    } else {
+        format!("    {tail}")
+    }
+}
+
+/// Field 22 of /proc/<pid>/stat: the start time, which tells a process
+/// from a later one with the same pid.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Whether `pid` runs (a zombie does not count).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+pub fn spawn(state: &Path, launch: &Launch) -> Result<u32, UserError> {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(state, launch.name))
+        .map_err(|e| UserError::new(format!("cannot open the log of {}: {e}", launch.name)))?;
+    let mut cmd = Command::new(&launch.program);
+    cmd.args(&launch.args)
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| UserError::new(e.to_string()))?)
+        .stderr(log)
+        .process_group(0);
+    if let Some(dir) = &launch.cwd {
+        cmd.current_dir(dir);
+    }
+    let child = cmd.spawn().map_err(|e| {
+        UserError::new(format!(
+            "cannot start {} ({}): {e}",
+            launch.name,
+            launch.program.display()
+        ))
+        .hint("run ./scripts/setup.sh to install the demo's components")
+    })?;
+    let pid = child.id();
+    // The child outlives this handle; `down` stops it by pid.
+    drop(child);
+    let record = format!("{pid} {}\n", start_time(pid).unwrap_or(0));
+    std::fs::write(
+        state.join("run").join(format!("{}.pid", launch.name)),
+        record,
+    )
+    .map_err(|e| UserError::new(format!("cannot record the pid of {}: {e}", launch.name)))?;
+    Ok(pid)
+}
+
+/// Stops every recorded process group: SIGTERM, then SIGKILL after `grace`.
+pub fn stop_recorded(state: &Path, grace: Duration) -> Vec<String> {
+    let mut stopped = Vec::new();
+    let Ok(entries) = std::fs::read_dir(state.join("run")) else {
+        return stopped;
+    };
+    let mut targets = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(name) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut fields = text.split_whitespace();
+        let (Some(pid), Some(started)) = (
+            fields.next().and_then(|p| p.parse::<u32>().ok()),
+            fields.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        // Only the process we started: same pid and same start time.
+        if alive(pid) && start_time(pid) == Some(started) {
+            // SAFETY: signalling a process group we created.
+            unsafe {
+                libc::killpg(pid as i32, libc::SIGTERM);
+            }
+            targets.push((name, pid));
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while targets.iter().any(|(_, pid)| alive(*pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (name, pid) in targets {
+        if alive(pid) {
+            // SAFETY: as above.
+            unsafe {
+                libc::killpg(pid as i32, libc::SIGKILL);
+            }
+        }
+        stopped.push(name);
+    }
+    stopped
+}
+
+/// Runs a short setup command to completion (initdb, key generation...).
+pub fn run_to_end(
+    state: &Path,
+    name: &str,
+    program: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(), UserError> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(state, name))
+        .map_err(|e| UserError::new(format!("cannot open the log of {name}: {e}")))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| UserError::new(e.to_string()))?)
+        .stderr(log)
+        .spawn()
+        .map_err(|e| {
+            UserError::new(format!("{name}: cannot run {program}: {e}"))
+                .hint("run ./scripts/setup.sh first")
+        })?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) if status.success() => return Ok(()),
+            Ok(Some(status)) => {
+                return Err(UserError::new(format!(
+                    "{name}: `{program} {}` failed ({status}); log tail:\n{}",
+                    args.join(" "),
+                    log_tail(state, name, 15)
+                )))
+            }
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(UserError::new(format!(
+                    "{name}: `{program}` did not finish within {}s",
+                    timeout.as_secs()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(UserError::new(format!("{name}: {e}"))),
+        }
+    }
+}

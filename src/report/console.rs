@@ -1,0 +1,365 @@
+//! The console reporter: live progress per phase while the run goes, then a
+//! failure block per failed, warned or aborted check, then the summary.
+//! Plain text when the output is not a terminal, under CI, or with NO_COLOR.
+//!
+//! **Architecture invariant:** the console renders; it never decides an
+//! outcome or an exit code.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::model::{CheckResult, Outcome, OverallStatus};
+use crate::run::{Event, EventSink, RunReport};
+
+/// How the console looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    pub color: bool,
+    /// DEBUG=1: also show each failed attempt that will be retried.
+    pub verbose: bool,
+}
+
+impl Style {
+    /// Colour only on a terminal, never under CI or with NO_COLOR set.
+    pub fn detect(is_terminal: bool, verbose: bool) -> Style {
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+        Style {
+            color: is_terminal && !no_color && !ci,
+            verbose,
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn outcome(&self, outcome: Outcome) -> String {
+        let label = format!("{:<7}", outcome.label());
+        let code = match outcome {
+            Outcome::Pass => "32",
+            Outcome::Warn => "33",
+            Outcome::Fail | Outcome::Aborted => "31;1",
+            Outcome::Skip => "2",
+        };
+        self.paint(code, &label)
+    }
+}
+
+/// Writes events as lines to `out` (stdout, or stderr under `--format json`).
+pub struct Console<W: Write + Send> {
+    out: Mutex<W>,
+    style: Style,
+}
+
+impl<W: Write + Send> Console<W> {
+    pub fn new(out: W, style: Style) -> Console<W> {
+        Console {
+            out: Mutex::new(out),
+            style,
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.out.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn line(&self, text: &str) {
+        if let Ok(mut out) = self.out.lock() {
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+}
+
+impl<W: Write + Send> EventSink for Console<W> {
+    fn event(&self, event: &Event<'_>) {
+        let s = &self.style;
+        match event {
+            Event::RunStarted { session_id, total } => {
+                self.line(&format!("spinup-smoke {session_id}: {total} checks"));
+            }
+            Event::PhaseStarted { phase, checks } => {
+                self.line(&s.paint(
+                    "1",
+                    &format!("\n== phase {}/10 {phase} ({checks} checks)", phase.number()),
+                ));
+            }
+            Event::CheckStarted { .. } => {}
+            Event::AttemptFailed {
+                id,
+                attempt,
+                found,
+                retry_in,
+            } => {
+                if s.verbose {
+                    self.line(&format!(
+                        "   {} {id}: attempt {attempt} failed ({}), retrying in {}",
+                        s.paint("2", "..."),
+                        one_line(found, 120),
+                        format_duration(*retry_in)
+                    ));
+                }
+            }
+            Event::CheckFinished { result } => self.line(&progress_line(s, result)),
+            Event::PhaseFinished { phase, duration } => {
+                if s.verbose {
+                    self.line(&format!("   {phase} took {}", format_duration(*duration)));
+                }
+            }
+            Event::RunFinished { report } => {
+                for block in failure_blocks(s, report) {
+                    self.line(&block);
+                }
+                self.line(&summary_line(s, report));
+            }
+        }
+    }
+}
+
+fn progress_line(s: &Style, r: &CheckResult) -> String {
+    let mut line = format!(" {} {}", s.outcome(r.status), r.id);
+    match r.status {
+        Outcome::Pass => {}
+        Outcome::Skip => line.push_str(&s.paint(
+            "2",
+            &format!(" ({})", r.skip_reason.as_deref().unwrap_or("skipped")),
+        )),
+        _ => line.push_str(&format!(": {}", one_line(&r.found, 100))),
+    }
+    if r.attempt_count > 1 {
+        line.push_str(&format!(" [{} attempts]", r.attempt_count));
+    }
+    if r.started_at.is_some() {
+        line.push_str(&s.paint(
+            "2",
+            &format!(" {}", format_duration(Duration::from_millis(r.duration_ms))),
+        ));
+    }
+    line
+}
+
+/// One block per check that did not pass or skip: expected, found,
+/// evidence excerpt and what to do.
+pub fn failure_blocks(s: &Style, report: &RunReport) -> Vec<String> {
+    report
+        .results
+        .iter()
+        .filter(|r| matches!(r.status, Outcome::Fail | Outcome::Warn | Outcome::Aborted))
+        .map(|r| {
+            let mut b = format!("\n{} {} ({})", s.outcome(r.status), r.id, r.phase);
+            if !r.description.is_empty() {
+                b.push_str(&format!("\n  check:    {}", r.description));
+            }
+            b.push_str(&format!("\n  expected: {}", one_line(&r.expected, 300)));
+            b.push_str(&format!("\n  found:    {}", one_line(&r.found, 300)));
+            if !r.evidence.is_empty() {
+                b.push_str("\n  evidence:");
+                for l in r.evidence.lines().take(12) {
+                    b.push_str(&format!("\n    | {}", truncate(l, 160)));
+                }
+                if r.evidence.lines().count() > 12 {
+                    b.push_str("\n    | ... (full evidence in the transcript)");
+                }
+            }
+            if let Some(hint) = &r.hint {
+                b.push_str(&format!("\n  hint:     {hint}"));
+            }
+            b.push_str(&format!(
+                "\n  attempts: {} in {}",
+                r.attempt_count,
+                format_duration(Duration::from_millis(r.duration_ms))
+            ));
+            b
+        })
+        .collect()
+}
+
+/// The last line: status and counts.
+pub fn summary_line(s: &Style, report: &RunReport) -> String {
+    let count = |o: Outcome| report.results.iter().filter(|r| r.status == o).count();
+    let status = report.status.label();
+    let painted = match report.status {
+        OverallStatus::Success => s.paint("32;1", status),
+        OverallStatus::Warning => s.paint("33;1", status),
+        OverallStatus::Failure | OverallStatus::Aborted => s.paint("31;1", status),
+    };
+    let elapsed = (report.completed_at - report.started_at)
+        .to_std()
+        .unwrap_or_default();
+    let mut line = format!(
+        "\n{painted}: {} checks: {} passed, {} warned, {} failed, {} skipped",
+        report.results.len(),
+        count(Outcome::Pass),
+        count(Outcome::Warn),
+        count(Outcome::Fail),
+        count(Outcome::Skip),
+    );
+    let aborted = count(Outcome::Aborted);
+    if aborted > 0 {
+        line.push_str(&format!(", {aborted} aborted"));
+    }
+    line.push_str(&format!(" in {}", format_duration(elapsed)));
+    if let Some(reason) = &report.abort_reason {
+        line.push_str(&format!(" (aborted: {reason})"));
+    }
+    line
+}
+
+fn one_line(text: &str, max: usize) -> String {
+    truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "), max)
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(max).collect();
+    format!("{cut}...")
+}
+
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Phase, Severity};
+    use std::collections::BTreeMap;
+
+    fn result(id: &str, status: Outcome) -> CheckResult {
+        CheckResult {
+            id: id.into(),
+            phase: Phase::Services,
+            service: "postgres".into(),
+            severity: Severity::Fail,
+            status,
+            description: "PostgreSQL accepts connections".into(),
+            expected: "127.0.0.1:5432 accepts TCP connections".into(),
+            found: "connect failed: Connection refused (os error 111)".into(),
+            evidence: "line one\nline two".into(),
+            evidence_sha256: String::new(),
+            hint: Some("start PostgreSQL".into()),
+            skip_reason: (status == Outcome::Skip).then(|| "needs `a`, which failed".to_string()),
+            started_at: Some("t".into()),
+            duration_ms: 1500,
+            attempt_count: 2,
+            attempts: vec![],
+            metrics: BTreeMap::new(),
+            profile: "p.toml".into(),
+        }
+    }
+
+    fn report(results: Vec<CheckResult>, status: OverallStatus) -> RunReport {
+        let now = chrono::Utc::now();
+        RunReport {
+            session_id: "spinup-x".into(),
+            started_at: now,
+            completed_at: now + chrono::Duration::milliseconds(2500),
+            status,
+            abort_reason: None,
+            results,
+            phase_durations_ms: BTreeMap::new(),
+            safe_mode: true,
+        }
+    }
+
+    #[test]
+    fn failure_block_shows_expected_found_evidence_and_hint() {
+        let plain = Style {
+            color: false,
+            verbose: false,
+        };
+        let r = report(
+            vec![
+                result("pg.up", Outcome::Fail),
+                result("pg.q", Outcome::Skip),
+            ],
+            OverallStatus::Failure,
+        );
+        let blocks = failure_blocks(&plain, &r);
+        assert_eq!(blocks.len(), 1, "skips get no block: {blocks:?}");
+        let b = &blocks[0];
+        for needle in [
+            "FAIL    pg.up (services)",
+            "expected: 127.0.0.1:5432",
+            "found:    connect failed",
+            "| line two",
+            "hint:     start PostgreSQL",
+            "attempts: 2 in 1.5s",
+        ] {
+            assert!(b.contains(needle), "missing {needle:?} in:\n{b}");
+        }
+        assert!(!b.contains('\x1b'), "plain output has no escape codes");
+        let summary = summary_line(&plain, &r);
+        assert!(
+            summary.contains("FAILURE: 2 checks: 0 passed, 0 warned, 1 failed, 1 skipped in 2.5s"),
+            "{summary}"
+        );
+    }
+
+    #[test]
+    fn progress_lines_and_colour() {
+        let plain = Style {
+            color: false,
+            verbose: false,
+        };
+        let line = progress_line(&plain, &result("pg.q", Outcome::Skip));
+        assert!(
+            line.contains("SKIP") && line.contains("needs `a`, which failed"),
+            "{line}"
+        );
+        let color = Style {
+            color: true,
+            verbose: false,
+        };
+        assert!(progress_line(&color, &result("pg.up", Outcome::Pass)).contains("\x1b[32m"));
+    }
+
+    #[test]
+    fn console_writes_live_lines() {
+        let console = Console::new(
+            Vec::new(),
+            Style {
+                color: false,
+                verbose: true,
+            },
+        );
+        console.event(&Event::PhaseStarted {
+            phase: Phase::Services,
+            checks: 3,
+        });
+        console.event(&Event::AttemptFailed {
+            id: "pg.up",
+            attempt: 1,
+            found: "refused",
+            retry_in: Duration::from_millis(250),
+        });
+        let text = String::from_utf8(console.into_inner()).unwrap();
+        assert!(text.contains("== phase 4/10 services (3 checks)"), "{text}");
+        assert!(
+            text.contains("attempt 1 failed (refused), retrying in 250ms"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(format_duration(Duration::from_millis(42)), "42ms");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+}

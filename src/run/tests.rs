@@ -1,0 +1,319 @@
+use super::*;
+use crate::error::Location;
+use crate::model::{Phase, Severity};
+use crate::probe::{tcp, LocalExecutor, ProbeSpec};
+use crate::run::retry::RetryPolicy;
+use std::sync::Mutex;
+
+fn tcp_check(id: &str, phase: Phase, address: &str, needs: &[&str]) -> Check {
+    Check {
+        id: id.into(),
+        phase,
+        description: format!("{address} is open"),
+        service: "svc".into(),
+        severity: Severity::Fail,
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy::ONCE,
+        needs: needs.iter().map(|s| s.to_string()).collect(),
+        hint: Some("start it".into()),
+        probe: ProbeSpec::Tcp(tcp::Spec {
+            address: address.into(),
+            open: true,
+        }),
+        location: Location {
+            file: "t.toml".into(),
+            line: 1,
+            column: 1,
+        },
+    }
+}
+
+fn options() -> RunOptions {
+    RunOptions {
+        jobs: 4,
+        global_timeout: Duration::from_secs(60),
+        artifacts_dir: std::env::temp_dir(),
+        executor: Arc::new(LocalExecutor),
+        redact: Arc::new(|s: &str| s.replace("hunter2", "[REDACTED]")),
+        safe_mode: true,
+        so_far: Default::default(),
+    }
+}
+
+/// Records every event as a line.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl EventSink for Recorder {
+    fn event(&self, event: &Event<'_>) {
+        let line = match event {
+            Event::RunStarted { total, .. } => format!("run {total}"),
+            Event::PhaseStarted { phase, checks } => format!("phase {phase} {checks}"),
+            Event::CheckStarted { id, .. } => format!("start {id}"),
+            Event::AttemptFailed { id, attempt, .. } => format!("retry {id} {attempt}"),
+            Event::CheckFinished { result } => {
+                format!("done {} {}", result.id, result.status.label())
+            }
+            Event::PhaseFinished { phase, .. } => format!("phase-end {phase}"),
+            Event::RunFinished { report } => format!("end {}", report.status.label()),
+        };
+        self.0.lock().unwrap().push(line);
+    }
+}
+
+async fn closed_port() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a = l.local_addr().unwrap().to_string();
+    drop(l);
+    a
+}
+
+fn never() -> impl Future<Output = String> {
+    std::future::pending()
+}
+
+#[tokio::test]
+async fn failure_skips_dependents_but_not_unrelated_checks() {
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_addr = open.local_addr().unwrap().to_string();
+    let closed = closed_port().await;
+    let plan = Plan::build(
+        vec![
+            tcp_check("db.reachable", Phase::Services, &closed, &[]),
+            tcp_check("db.query", Phase::Services, &open_addr, &["db.reachable"]),
+            tcp_check("db.deeper", Phase::Security, &open_addr, &["db.query"]),
+            tcp_check("web.up", Phase::Services, &open_addr, &[]),
+        ],
+        &[],
+    )
+    .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let report = run(&plan, &options(), recorder.clone(), never()).await;
+    let status: Vec<(&str, Outcome)> = report
+        .results
+        .iter()
+        .map(|r| (r.id.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        status,
+        [
+            ("db.reachable", Outcome::Fail),
+            ("db.query", Outcome::Skip),
+            ("web.up", Outcome::Pass),
+            ("db.deeper", Outcome::Skip),
+        ]
+    );
+    assert_eq!(report.status, OverallStatus::Failure);
+    let query = &report.results[1];
+    assert_eq!(
+        query.skip_reason.as_deref(),
+        Some("needs `db.reachable`, which failed")
+    );
+    let deeper = &report.results[3];
+    assert_eq!(
+        deeper.skip_reason.as_deref(),
+        Some("needs `db.query`, which was skipped")
+    );
+    let failed = &report.results[0];
+    assert!(failed.found.contains("refused"), "{failed:?}");
+    assert_eq!(failed.attempt_count, 1);
+    let events = recorder.0.lock().unwrap().clone();
+    assert_eq!(events.first().map(String::as_str), Some("run 4"));
+    assert_eq!(events.last().map(String::as_str), Some("end FAILURE"));
+}
+
+#[tokio::test]
+async fn warn_severity_makes_a_warning_not_a_failure() {
+    let closed = closed_port().await;
+    let mut check = tcp_check("optional.thing", Phase::Config, &closed, &[]);
+    check.severity = Severity::Warn;
+    let dependent = tcp_check(
+        "after.optional",
+        Phase::Config,
+        &closed,
+        &["optional.thing"],
+    );
+    let plan = Plan::build(vec![check], &[]).unwrap();
+    let report = run(&plan, &options(), Arc::new(NoEvents), never()).await;
+    assert_eq!(report.results[0].status, Outcome::Warn);
+    assert_eq!(report.status, OverallStatus::Warning);
+    // A warned check still lets its dependents run.
+    let mut warned = tcp_check("optional.thing", Phase::Config, &closed, &[]);
+    warned.severity = Severity::Warn;
+    let plan = Plan::build(vec![warned, dependent], &[]).unwrap();
+    let report = run(&plan, &options(), Arc::new(NoEvents), never()).await;
+    assert_eq!(
+        report.results[1].status,
+        Outcome::Fail,
+        "{:?}",
+        report.results[1]
+    );
+}
+
+#[tokio::test]
+async fn retries_until_the_service_comes_up() {
+    let addr = closed_port().await;
+    let mut check = tcp_check("late.service", Phase::Services, &addr, &[]);
+    check.timeout = Duration::from_secs(30);
+    check.retry = RetryPolicy {
+        max_attempts: None,
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        factor: 2.0,
+    };
+    let plan = Plan::build(vec![check], &[]).unwrap();
+    let bind_addr = addr.clone();
+    let recorder = Arc::new(Recorder::default());
+    let events = recorder.clone();
+    // Bring the listener up once the first retry has been announced.
+    let opener = tokio::spawn(async move {
+        loop {
+            if events
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.starts_with("retry"))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let l = tokio::net::TcpListener::bind(&bind_addr).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        drop(l);
+    });
+    let report = run(&plan, &options(), recorder.clone(), never()).await;
+    opener.abort();
+    let r = &report.results[0];
+    assert_eq!(r.status, Outcome::Pass, "{r:?}");
+    assert!(r.attempt_count >= 2, "{r:?}");
+    assert!(!r.attempts[0].passed && r.attempts.last().unwrap().passed);
+    assert!(r.attempts[0]
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("refused"));
+}
+
+#[tokio::test]
+async fn abort_marks_everything_aborted_and_keeps_results_so_far() {
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let open_addr = open.local_addr().unwrap().to_string();
+    let closed = closed_port().await;
+    let mut slow = tcp_check("slow.retrying", Phase::Services, &closed, &["fast.config"]);
+    slow.timeout = Duration::from_secs(600);
+    slow.retry = RetryPolicy {
+        max_attempts: None,
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(100),
+        factor: 2.0,
+    };
+    let plan = Plan::build(
+        vec![
+            tcp_check("fast.config", Phase::Config, &open_addr, &[]),
+            slow,
+            tcp_check("later.security", Phase::Security, &open_addr, &[]),
+        ],
+        &[],
+    )
+    .unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let events = recorder.clone();
+    let abort = async move {
+        loop {
+            if events
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.starts_with("retry slow.retrying"))
+            {
+                return "SIGINT".to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let report = run(&plan, &options(), recorder, abort).await;
+    assert_eq!(report.status, OverallStatus::Aborted);
+    assert_eq!(report.abort_reason.as_deref(), Some("SIGINT"));
+    let status: Vec<Outcome> = report.results.iter().map(|r| r.status).collect();
+    assert_eq!(status, [Outcome::Pass, Outcome::Aborted, Outcome::Aborted]);
+    assert!(
+        report.results[1].found.contains("cancelled"),
+        "{:?}",
+        report.results[1]
+    );
+}
+
+#[tokio::test]
+async fn global_timeout_aborts_the_run() {
+    let closed = closed_port().await;
+    let mut slow = tcp_check("never.up", Phase::Services, &closed, &[]);
+    slow.timeout = Duration::from_secs(600);
+    slow.retry = RetryPolicy {
+        max_attempts: None,
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(100),
+        factor: 2.0,
+    };
+    let plan = Plan::build(vec![slow], &[]).unwrap();
+    let mut opts = options();
+    opts.global_timeout = Duration::from_millis(300);
+    let report = run(&plan, &opts, Arc::new(NoEvents), never()).await;
+    assert_eq!(report.status, OverallStatus::Aborted);
+    assert!(report.abort_reason.unwrap().contains("VALIDATION_TIMEOUT"));
+}
+
+#[test]
+fn seal_redacts_bounds_and_digests_evidence() {
+    let check = tcp_check("x", Phase::Config, "a:1", &[]);
+    let mut result = not_run(&check, Outcome::Fail, "r".into());
+    result.evidence = format!("password hunter2 {}", "x".repeat(20_000));
+    result.found = "login with hunter2 failed".into();
+    let redact: RedactFn = Arc::new(|s: &str| s.replace("hunter2", "[REDACTED]"));
+    let sealed = seal(result, &redact);
+    assert!(!sealed.evidence.contains("hunter2"));
+    assert!(!sealed.found.contains("hunter2"));
+    assert!(sealed.evidence.len() < MAX_EVIDENCE_BYTES + 64);
+    assert!(sealed.evidence_sha256.starts_with("sha256:"));
+}
+
+/// Two checks that can only pass together: each waits for the other's
+/// marker file. They pass with `jobs = 2` (concurrent) and time out with
+/// `jobs = 1` (sequential), which proves the runner's concurrency without
+/// measuring time.
+#[tokio::test]
+async fn independent_checks_of_a_phase_run_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let rendezvous = |me: &str, other: &str| -> Check {
+        let script = format!(
+            "touch {d}/{me}; i=0; while [ ! -e {d}/{other} ]; do i=$((i+1)); [ $i -gt 150 ] && exit 1; sleep 0.02; done",
+            d = dir.path().display()
+        );
+        let mut c = tcp_check(&format!("meet.{me}"), Phase::Services, "unused:1", &[]);
+        c.probe = ProbeSpec::Command(toml::from_str(&format!("script = {script:?}")).unwrap());
+        c
+    };
+    let plan = Plan::build(vec![rendezvous("a", "b"), rendezvous("b", "a")], &[]).unwrap();
+    let mut opts = options();
+    opts.jobs = 2;
+    let report = run(&plan, &opts, Arc::new(NoEvents), never()).await;
+    assert_eq!(
+        report.status,
+        OverallStatus::Success,
+        "{:?}",
+        report.results
+    );
+
+    for f in ["a", "b"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    opts.jobs = 1;
+    let report = run(&plan, &opts, Arc::new(NoEvents), never()).await;
+    assert_eq!(
+        report.results[0].status,
+        Outcome::Fail,
+        "sequential: the first waits in vain"
+    );
+}

@@ -1,0 +1,428 @@
+//! The binary, end to end: exit codes, files written, error text, abort.
+//! Each test works in its own temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spinup-smoke"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd.env_remove("SPINUP_SIGNING_KEY")
+        .env_remove("VALIDATION_TIMEOUT")
+        .env_remove("SAFE_MODE")
+        .env_remove("DEBUG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("spawn spinup-smoke")
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The artifact with this suffix: `.json` is the transcript itself, not
+/// the `.intoto.json` envelope beside it.
+fn written(dir: &Path, suffix: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.to_string_lossy();
+            name.ends_with(suffix) && (suffix != ".json" || !name.ends_with(".intoto.json"))
+        })
+        .unwrap_or_else(|| panic!("no *{suffix} in {}", dir.display()))
+}
+
+fn transcript(dir: &Path) -> serde_json::Value {
+    let path = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("boot_transcript_")
+                && name.ends_with(".json")
+                && !name.ends_with(".intoto.json")
+        })
+        .expect("a transcript");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn keypair(dir: &Path) -> (PathBuf, PathBuf) {
+    let prefix = dir.join("signer");
+    let out = run(&["keygen", "--out", prefix.to_str().unwrap()]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    (dir.join("signer.key"), dir.join("signer.pub"))
+}
+
+#[test]
+fn selftest_passes_and_its_transcript_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    let out_dir = dir.path().join("artifacts");
+    let image = dir.path().join("image.raw");
+    std::fs::write(&image, b"not really an image, but bytes to hash").unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("SUCCESS"), "{stdout}");
+    assert!(
+        stdout.contains("transcript: "),
+        "prints the files it wrote: {stdout}"
+    );
+    let doc = transcript(&out_dir);
+    assert_eq!(doc["overall_status"], "SUCCESS");
+    assert_eq!(doc["test_summary"]["failed"], 0);
+    let total = doc["test_summary"]["total_tests"].as_u64().unwrap();
+    assert_eq!(
+        total as usize,
+        doc["validation_results"].as_array().unwrap().len()
+    );
+    assert!(doc["image_digest"].as_str().unwrap().starts_with("sha256:"));
+    let junit = std::fs::read_to_string(written(&out_dir, ".junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase").count() as u64, total);
+    for file in [
+        written(&out_dir, ".json"),
+        written(&out_dir, ".intoto.json"),
+    ] {
+        let out = run(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--pubkey",
+            public.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+    }
+    // The same transcript against a different image fails verification.
+    std::fs::write(&image, b"another image").unwrap();
+    let out = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+}
+
+#[test]
+fn selftest_fail_exits_1_with_skip_reason_and_failure_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest-fail.toml",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("EPHEMERAL"),
+        "loud ephemeral-key warning: {stderr}"
+    );
+    assert!(
+        stdout.contains("FAIL    selftest-fail.missing-file (config)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("needs `selftest-fail.missing-file`, which failed"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hint:"), "{stdout}");
+    let doc = transcript(dir.path());
+    assert_eq!(doc["overall_status"], "FAILURE");
+    let results = doc["validation_results"].as_array().unwrap();
+    let by_id = |id: &str| results.iter().find(|r| r["id"] == id).unwrap().clone();
+    assert_eq!(by_id("selftest-fail.needs-missing-file")["status"], "SKIP");
+    assert_eq!(by_id("selftest-fail.optional-warning")["status"], "WARN");
+    assert_eq!(by_id("selftest-fail.unrelated-pass")["status"], "PASS");
+    // Ephemeral signatures still verify, with a warning.
+    let out = run(&["verify", written(dir.path(), ".json").to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.to_lowercase().contains("ephemeral"), "{stderr}");
+}
+
+#[test]
+fn bad_profile_exits_2_naming_file_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("bad.toml");
+    std::fs::write(
+        &profile,
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\nneeds = []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &profile,
+        "[[check]]\nid = \"a\"\nphase = \"config\"\nneeds = [\"b\"]\n[check.tcp]\naddress = \"x:1\"\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs unknown check `b`"), "{stderr}");
+    assert!(stderr.contains("bad.toml:2:"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // Unknown phase.
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--phase",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("unknown phase `nope`"));
+    // Missing target file.
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--target",
+        "/nonexistent/target.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("/nonexistent/target.toml"));
+    // Missing key file.
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--key",
+        "/nonexistent/k.key",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    // Unwritable artifacts directory (a path below a regular file).
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, b"").unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--out",
+        file.join("sub").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("not writable") && stderr.contains("--out"),
+        "{stderr}"
+    );
+    // Bad environment.
+    let out = bin()
+        .args(["list", "--profile", "scenarios/selftest.toml"])
+        .env("VALIDATION_TIMEOUT", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn phase_selection_runs_those_phases_and_what_they_need() {
+    let out = run(&[
+        "list",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--phase",
+        "services",
+        "--format",
+        "json",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"selftest.localhost-resolves"));
+    assert!(
+        !ids.contains(&"selftest.shadow-protected"),
+        "security phase not selected: {ids:?}"
+    );
+    assert!(
+        !ids.contains(&"selftest.os-release"),
+        "config check not needed: {ids:?}"
+    );
+}
+
+#[test]
+fn list_prints_the_plan_as_a_tree() {
+    let out = run(&["list", "--profile", "scenarios/selftest-fail.toml"]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert!(stdout.contains("phase 1/10 config"), "{stdout}");
+    assert!(
+        stdout.contains("needs: selftest-fail.missing-file"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn json_format_prints_the_transcript_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest-fail.toml",
+        "--format",
+        "json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the transcript JSON");
+    assert_eq!(doc["overall_status"], "FAILURE");
+    assert!(doc["signature"]["value"].is_string());
+}
+
+/// A check that would run for a minute; SIGINT must cut it short, kill its
+/// process, and still leave a verifying transcript marked ABORTED (exit 3).
+#[test]
+fn sigint_aborts_with_a_signed_transcript() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("slow.toml");
+    let marker = dir.path().join("slow.pid");
+    std::fs::write(
+        &profile,
+        format!(
+            "[[check]]\nid = \"quick.pass\"\nphase = \"config\"\n[check.command]\nrun = [\"true\"]\n\n\
+             [[check]]\nid = \"slow.sleep\"\nphase = \"services\"\ntimeout = \"60s\"\n[check.command]\nscript = \"echo $$ > {}; exec sleep 60\"\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let child = bin()
+        .args([
+            "run",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !marker.exists() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sleeper: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: plain signal delivery to our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
+    let doc = transcript(&out_dir);
+    assert_eq!(doc["overall_status"], "ABORTED");
+    let results = doc["validation_results"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "PASS");
+    assert_eq!(results[1]["status"], "ABORTED");
+    let verified = run(&["verify", written(&out_dir, ".json").to_str().unwrap()]);
+    assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
+    // The check's process was killed with the run.
+    let gone = (0..100).any(|_| {
+        let alive = std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false);
+        if alive {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        !alive
+    });
+    assert!(gone, "sleep {sleeper} outlived the aborted run");
+}
+
+#[test]
+fn validation_timeout_aborts_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("slow.toml");
+    std::fs::write(
+        &profile,
+        "[[check]]\nid = \"slow.sleep\"\nphase = \"services\"\ntimeout = \"60s\"\n[check.command]\nrun = [\"sleep\", \"60\"]\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "run",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .env("VALIDATION_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{:?}", text(&out));
+    let doc = transcript(dir.path());
+    assert_eq!(doc["overall_status"], "ABORTED");
+}
+
+#[test]
+fn digest_matches_sha256sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("blob");
+    std::fs::write(&file, vec![7u8; 3 * 1024 * 1024 + 17]).unwrap();
+    let ours = run(&["digest", file.to_str().unwrap()]);
+    let theirs = Command::new("sha256sum").arg(&file).output().unwrap();
+    let theirs = String::from_utf8_lossy(&theirs.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&ours.stdout).trim(),
+        format!("sha256:{theirs}")
+    );
+}

@@ -1,0 +1,403 @@
+//! The demo stack, for real: `demo up` starts PostgreSQL, Synapse, the IdP,
+//! Prometheus, nginx and the stand-ins; the service profiles pass against
+//! it; faults (a stopped database, a frozen service) fail the right checks
+//! and skip their dependents while the rest still run; `demo down` leaves
+//! nothing behind, also after a killed `demo up`.
+//!
+//! Needs `./scripts/setup.sh`. Without the components these tests print why
+//! and return, unless SPINUP_SMOKE_REQUIRE_DEMO=1 (set by scripts/test.sh).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVICE_PROFILES: [&str; 6] = [
+    "postgres",
+    "matrix",
+    "prometheus",
+    "gitlab",
+    "grafana",
+    "networking",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spinup-smoke"));
+    c.current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env_remove("SPINUP_SIGNING_KEY");
+    c
+}
+
+fn available() -> bool {
+    let ok = repo().join(".venv/bin/python").exists()
+        && repo().join("demo/idp/node_modules/oidc-provider").exists()
+        && Path::new("/usr/sbin/nginx").exists()
+        && Path::new("/usr/bin/prometheus").exists();
+    if !ok {
+        if std::env::var("SPINUP_SMOKE_REQUIRE_DEMO").as_deref() == Ok("1") {
+            panic!("the demo stack is required (SPINUP_SMOKE_REQUIRE_DEMO=1) but not installed: run ./scripts/setup.sh");
+        }
+        eprintln!(
+            "skipping: the demo stack's components are not installed (run ./scripts/setup.sh)"
+        );
+    }
+    ok
+}
+
+/// A state directory the postgres user can reach.
+fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("spinup-demo-test")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    (dir, state)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn recorded_pids(state: &Path) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(state.join("run"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .filter_map(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(pm) = std::fs::read_to_string(state.join("postgres/data/postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+    {
+        pids.push(pm);
+    }
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn target_ports(state: &Path) -> Vec<u16> {
+    let text = std::fs::read_to_string(state.join("target.toml")).unwrap_or_default();
+    text.split("127.0.0.1:")
+        .skip(1)
+        .filter_map(|s| {
+            s.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn run_profiles(state: &Path, out: &Path, profiles: &[PathBuf]) -> (Output, serde_json::Value) {
+    let mut cmd = bin();
+    cmd.arg("run")
+        .arg("--target")
+        .arg(state.join("target.toml"))
+        .arg("--out")
+        .arg(out)
+        .arg("--format")
+        .arg("json");
+    for p in profiles {
+        cmd.arg("--profile").arg(p);
+    }
+    let output = cmd.output().unwrap();
+    let doc = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    (output, doc)
+}
+
+fn status_of<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["validation_results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|c| c["id"] == id))
+        .map(|c| &c["status"])
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+#[test]
+fn stack_passes_faults_fail_the_right_checks_and_down_cleans_up() {
+    if !available() {
+        return;
+    }
+    let (dir, state) = state_dir();
+    let out = dir.path().join("out");
+    let up = bin()
+        .args(["demo", "up", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "demo up failed:\n{}", text(&up));
+    let profiles: Vec<PathBuf> = SERVICE_PROFILES
+        .iter()
+        .map(|p| repo().join(format!("health-checks/{p}.toml")))
+        .collect();
+
+    // Healthy: every service check passes against the real components.
+    let (output, doc) = run_profiles(&state, &out, &profiles);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(doc["overall_status"], "SUCCESS");
+    assert_eq!(doc["test_summary"]["total_tests"], 38);
+
+    // The IdP's login form really checks the password, and a right one ends
+    // in an authorization code at the client's redirect URI (PKCE).
+    idp_login(&state, dir.path());
+
+    // A frozen service hits its deadline and fails; it does not hang the run.
+    let standins: u32 = std::fs::read_to_string(state.join("run/standins.pid"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let slow = dir.path().join("slow.toml");
+    std::fs::write(&slow, "[[check]]\nid = \"gitlab.frozen\"\nphase = \"services\"\ntimeout = \"2s\"\n[check.http]\nurl = \"${gitlab.url}/-/health\"\n").unwrap();
+    // SAFETY: freezing and thawing the stand-in process group we started.
+    unsafe { libc::killpg(standins as i32, libc::SIGSTOP) };
+    let started = Instant::now();
+    let (output, doc) = run_profiles(&state, &out, &[slow]);
+    unsafe { libc::killpg(standins as i32, libc::SIGCONT) };
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "the deadline bounds the run"
+    );
+    let found = doc["validation_results"][0]["found"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        found.contains("deadline") || found.contains("timed out") || found.contains("timeout"),
+        "{found}"
+    );
+
+    // PostgreSQL stopped: its checks fail with the connection error, the ones
+    // that need them are skipped with the reason, the rest still pass.
+    let pg_bin = std::fs::read_dir("/usr/lib/postgresql")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("bin/pg_ctl"))
+        .find(|p| p.exists())
+        .unwrap();
+    let stop = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(pg_bin)
+        .arg("-D")
+        .arg(state.join("postgres/data"))
+        .args(["-m", "fast", "-w", "stop"])
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{}", text(&stop));
+    let (output, doc) = run_profiles(&state, &out, &profiles);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(doc["overall_status"], "FAILURE");
+    assert_eq!(*status_of(&doc, "postgres.reachable"), "FAIL");
+    let reachable = doc["validation_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "postgres.reachable")
+        .unwrap();
+    assert!(
+        reachable["found"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("refused"),
+        "{reachable}"
+    );
+    assert_eq!(*status_of(&doc, "postgres.databases"), "SKIP");
+    assert_eq!(*status_of(&doc, "network.postgres_port"), "FAIL");
+    assert_eq!(*status_of(&doc, "gitlab.health"), "PASS");
+    assert_eq!(*status_of(&doc, "prometheus.ready"), "PASS");
+    let transcript = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".json") && !p.to_string_lossy().ends_with(".intoto.json")
+        })
+        .max()
+        .unwrap();
+    let verify = bin().arg("verify").arg(&transcript).output().unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+
+    // Down: no process, port or file left.
+    let pids = recorded_pids(&state);
+    let ports = target_ports(&state);
+    assert!(pids.len() >= 5, "{pids:?}");
+    let down = bin()
+        .args(["demo", "down", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(!state.exists(), "state directory removed");
+    let left: Vec<u32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+    for port in ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port} still open"
+        );
+    }
+    // Down again is harmless.
+    let again = bin()
+        .args(["demo", "down", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+}
+
+#[test]
+fn down_after_a_killed_up_cleans_up() {
+    if !available() {
+        return;
+    }
+    let (_dir, state) = state_dir();
+    let mut up = bin()
+        .args(["demo", "up", "--state"])
+        .arg(&state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once PostgreSQL and the first children run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(state.join("postgres/data/postmaster.pid").exists()
+        && state.join("run/idp.pid").exists())
+    {
+        assert!(Instant::now() < deadline, "demo up never got going");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let pids = recorded_pids(&state);
+    assert!(!pids.is_empty());
+    let down = bin()
+        .args(["demo", "down", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(!state.exists());
+    let left: Vec<u32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert!(
+        left.is_empty(),
+        "processes left after a crashed up: {left:?}"
+    );
+}
+
+/// Drives the IdP's authorization-code + PKCE login with curl (a cookie jar
+/// carries the interaction): wrong password 401, right password a code.
+fn idp_login(state: &Path, work: &Path) {
+    let target = std::fs::read_to_string(state.join("target.toml")).unwrap();
+    let issuer = target
+        .lines()
+        .find(|l| l.starts_with("idp.issuer"))
+        .unwrap()
+        .split('"')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let password = std::fs::read_to_string(state.join("secrets/idp_test_password")).unwrap();
+    let jar = work.join("cookies");
+    let curl = |args: &[&str]| -> (String, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+                "-c",
+            ])
+            .arg(&jar)
+            .arg("-b")
+            .arg(&jar)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (code, location) = text.split_once(' ').unwrap_or((&text, ""));
+        (code.to_string(), location.to_string())
+    };
+    // RFC 7636 appendix B's verifier and challenge.
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let redirect = "http://127.0.0.1/spinup-smoke/callback";
+    let auth = format!(
+        "{issuer}/auth?client_id=spinup-smoke&response_type=code&scope=openid%20profile&redirect_uri={redirect}&code_challenge={challenge}&code_challenge_method=S256&state=st&nonce=nn"
+    );
+    let (code, interaction) = curl(&[&auth]);
+    assert!(
+        code.starts_with('3') && interaction.contains("/interaction/"),
+        "{code} {interaction}"
+    );
+    let (code, _) = curl(&[&interaction]);
+    assert_eq!(code, "200", "the login form");
+    let login = format!("{interaction}/login");
+    let (code, _) = curl(&[
+        "--data-urlencode",
+        "username=alice",
+        "--data-urlencode",
+        "password=not-the-password",
+        &login,
+    ]);
+    assert_eq!(code, "401", "a wrong password is refused");
+    let (code, _) = curl(&[
+        "--data-urlencode",
+        "username=mallory",
+        "--data-urlencode",
+        &format!("password={password}"),
+        &login,
+    ]);
+    assert_eq!(code, "401", "an unknown user is refused");
+    let (code, mut next) = curl(&[
+        "--data-urlencode",
+        "username=alice",
+        "--data-urlencode",
+        &format!("password={password}"),
+        &login,
+    ]);
+    assert!(
+        code.starts_with('3'),
+        "the right password is accepted: {code}"
+    );
+    // Follow the provider's redirects (consent is granted for first-party clients).
+    for _ in 0..6 {
+        if next.starts_with(redirect) {
+            break;
+        }
+        let (_, location) = curl(&[&next]);
+        next = location;
+    }
+    assert!(
+        next.starts_with(redirect) && next.contains("code=") && next.contains("state=st"),
+        "ends at the client with a code: {next}"
+    );
+}

@@ -1,0 +1,675 @@
+//! The `postgres` probe against a real PostgreSQL 15 cluster: each assertion
+//! passes, and fails for the right reason. One throwaway cluster serves the
+//! whole test binary; it is stopped and removed when the binary exits.
+//!
+//! PostgreSQL's programs come from PG_BIN, else /usr/lib/postgresql/15/bin,
+//! else the directory of `initdb` on PATH. As root the cluster runs as the
+//! `postgres` user (via runuser); otherwise as the current user (a Nix
+//! build sandbox). Without PostgreSQL the tests that need a cluster print
+//! why and return, unless SPINUP_SMOKE_REQUIRE_POSTGRES=1 (set it in CI).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use spinup_smoke::judge::Verdict;
+use spinup_smoke::model::Outcome;
+use spinup_smoke::probe::postgres::{probe, Spec};
+use spinup_smoke::probe::{LocalExecutor, ProbeContext};
+
+/// A running throwaway cluster: admin `rave_admin`, databases and roles
+/// `gitlab`, `synapse` (collation C) and `grafana`, a NOLOGIN role
+/// `locked`, and a database `utf8_collation` (C.UTF-8).
+struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    admin_password: String,
+    role_password: String,
+}
+
+/// The cluster, or why it could not start (set once: a failed start is
+/// not retried by every test, and leaves one directory to clean up).
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+static CLUSTER_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// The directory of initdb and pg_ctl, if PostgreSQL is installed.
+fn pg_bin_dir() -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let candidates = std::env::var_os("PG_BIN")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([PathBuf::from("/usr/lib/postgresql/15/bin")])
+            .chain(
+                std::env::var_os("PATH")
+                    .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+            );
+        candidates
+            .into_iter()
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+    })
+    .clone()
+}
+
+/// Whether a cluster can be started here; panics when one is required.
+fn have_postgres() -> bool {
+    if pg_bin_dir().is_some() {
+        return true;
+    }
+    if std::env::var("SPINUP_SMOKE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+        panic!("PostgreSQL is required (SPINUP_SMOKE_REQUIRE_POSTGRES=1) but no initdb was found; install postgresql or set PG_BIN");
+    }
+    eprintln!("skipping: no PostgreSQL (initdb) found; set PG_BIN");
+    false
+}
+
+fn pg_bin(tool: &str) -> String {
+    pg_bin_dir()
+        .expect("have_postgres() was checked")
+        .join(tool)
+        .display()
+        .to_string()
+}
+
+fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A PostgreSQL program, run as `postgres` when we are root (the server
+/// refuses to run as root).
+fn as_postgres(args: &[&str]) -> Command {
+    if running_as_root() {
+        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
+            .into_iter()
+            .find(|p| Path::new(p).is_file())
+            .unwrap_or("runuser");
+        let mut command = Command::new(runuser);
+        command.args(["-u", "postgres", "--"]).args(args);
+        command
+    } else {
+        let mut command = Command::new(args[0]);
+        command.args(&args[1..]);
+        command
+    }
+}
+
+fn give_to_postgres(path: &Path) {
+    if running_as_root() {
+        let mut c = Command::new("chown");
+        c.arg("postgres:postgres").arg(path);
+        run(c, "chown to postgres");
+    }
+}
+
+fn run(mut command: Command, what: &str) {
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "{what}: cannot start {}: {e}",
+            command.get_program().to_string_lossy()
+        )
+    });
+    assert!(
+        output.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::thread_rng().gen();
+    hex::encode(bytes)
+}
+
+extern "C" fn stop_cluster() {
+    if let Some(dir) = CLUSTER_DIR.get() {
+        let data = dir.join("data");
+        let _ = as_postgres(&[
+            &pg_bin("pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "stop",
+        ])
+        .output();
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn cluster() -> &'static Cluster {
+    let started = CLUSTER.get_or_init(|| {
+        std::panic::catch_unwind(start_cluster).map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into())
+        })
+    });
+    match started {
+        Ok(cluster) => cluster,
+        Err(why) => panic!("the test cluster did not start: {why}"),
+    }
+}
+
+fn start_cluster() -> Cluster {
+    let dir = tempfile::Builder::new()
+        .prefix("spinup-smoke-pg-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    CLUSTER_DIR.set(dir.clone()).unwrap();
+    // SAFETY: registering a plain extern "C" function with no captured state.
+    unsafe { libc::atexit(stop_cluster) };
+    give_to_postgres(&dir);
+    let admin_password = random_password();
+    let role_password = random_password();
+    let pwfile = dir.join("pwfile");
+    std::fs::write(&pwfile, &admin_password).unwrap();
+    give_to_postgres(&pwfile);
+    let data = dir.join("data");
+    run(
+        as_postgres(&[
+            &pg_bin("initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "rave_admin",
+            "--auth=scram-sha-256",
+            &format!("--pwfile={}", pwfile.display()),
+            "--locale=C.UTF-8",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]),
+        "initdb",
+    );
+    let port = free_port();
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c max_connections=20 -c fsync=off",
+        dir.display()
+    );
+    run(
+        as_postgres(&[
+            &pg_bin("pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            dir.join("log").to_str().unwrap(),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            "start",
+        ]),
+        "pg_ctl start",
+    );
+    let cluster = Cluster {
+        dir: dir.clone(),
+        port,
+        admin_password,
+        role_password,
+    };
+    let rp = &cluster.role_password;
+    let sql = format!(
+        "CREATE ROLE gitlab LOGIN PASSWORD '{rp}';
+         CREATE ROLE synapse LOGIN PASSWORD '{rp}';
+         CREATE ROLE grafana LOGIN PASSWORD '{rp}';
+         CREATE ROLE locked NOLOGIN PASSWORD '{rp}';
+         CREATE DATABASE gitlab OWNER gitlab;
+         CREATE DATABASE synapse OWNER synapse TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
+         CREATE DATABASE grafana OWNER grafana;
+         CREATE DATABASE utf8_collation;"
+    );
+    let mut psql = Command::new(pg_bin("psql"));
+    psql.args([
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "rave_admin",
+        "-d",
+        "postgres",
+        "-q",
+        "-f",
+        "-",
+    ])
+    .env("PGPASSWORD", &cluster.admin_password)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = psql.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "setup SQL failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    cluster
+}
+
+/// A spec for the shared cluster from the TOML body of a `[check.postgres]`.
+fn spec(body: &str) -> Spec {
+    let c = cluster();
+    let text = format!(
+        "host = \"127.0.0.1\"\nport = {}\n{}",
+        c.port,
+        body.replace("ADMIN_PASSWORD", &c.admin_password)
+            .replace("ROLE_PASSWORD", &c.role_password)
+    );
+    toml::from_str(&text).unwrap_or_else(|e| panic!("{body}: {e}"))
+}
+
+const ADMIN: &str = "user = \"rave_admin\"\npassword = \"ADMIN_PASSWORD\"\n";
+
+async fn check(body: &str) -> Verdict {
+    let spec = spec(body);
+    let verdict = probe(&spec, &ProbeContext::for_tests(20)).await;
+    let c = cluster();
+    for secret in [&c.admin_password, &c.role_password] {
+        let all = format!(
+            "{} {} {}",
+            verdict.expected, verdict.found, verdict.evidence
+        );
+        assert!(
+            !all.contains(secret.as_str()),
+            "a password leaked: {verdict:?}"
+        );
+    }
+    verdict
+}
+
+fn assert_pass(v: &Verdict) {
+    assert!(v.pass, "expected a pass: {v:?}");
+}
+
+fn assert_fail_with(v: &Verdict, text: &str) {
+    assert!(!v.pass, "expected a failure: {v:?}");
+    assert!(v.found.contains(text), "expected `{text}` in found: {v:?}");
+}
+
+#[tokio::test]
+async fn connect_passes_and_records_the_server_version() {
+    if !have_postgres() {
+        return;
+    }
+    let v = check(&format!("{ADMIN}assert = \"connect\"")).await;
+    assert_pass(&v);
+    assert!(v.evidence.contains("server_version = 15."), "{v:?}");
+}
+
+#[tokio::test]
+async fn connect_over_a_unix_socket_directory() {
+    if !have_postgres() {
+        return;
+    }
+    let c = cluster();
+    let text = format!(
+        "host = \"{}\"\nport = {}\nuser = \"rave_admin\"\npassword = \"{}\"\nassert = \"connect\"",
+        c.dir.display(),
+        c.port,
+        c.admin_password
+    );
+    let spec: Spec = toml::from_str(&text).unwrap();
+    let v = probe(&spec, &ProbeContext::for_tests(20)).await;
+    assert_pass(&v);
+    // A socket directory counts as this host: disk is measured with statvfs.
+    let spec: Spec =
+        toml::from_str(&text.replace("\"connect\"", "\"disk\"\nmax_ratio = 1.0")).unwrap();
+    let v = probe(&spec, &ProbeContext::for_tests(20)).await;
+    assert_pass(&v);
+    assert!(v.evidence.contains("statvfs on this host"), "{v:?}");
+}
+
+#[tokio::test]
+async fn connect_with_a_wrong_password_fails_with_the_auth_error() {
+    if !have_postgres() {
+        return;
+    }
+    let v = check("user = \"rave_admin\"\npassword = \"wrong\"\nassert = \"connect\"").await;
+    assert_fail_with(&v, "28P01");
+    assert!(v.found.contains("password authentication failed"), "{v:?}");
+}
+
+#[tokio::test]
+async fn connect_to_a_stopped_server_fails_with_connection_refused() {
+    let port = free_port();
+    let text = format!("host = \"127.0.0.1\"\nport = {port}\nuser = \"x\"\nassert = \"connect\"");
+    let spec: Spec = toml::from_str(&text).unwrap();
+    let v = probe(&spec, &ProbeContext::for_tests(10)).await;
+    assert_fail_with(&v, "Connection refused");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_fails_at_the_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let text = format!("host = \"127.0.0.1\"\nport = {port}\nuser = \"x\"\nassert = \"connect\"");
+    let spec: Spec = toml::from_str(&text).unwrap();
+    let v = probe(&spec, &ProbeContext::for_tests(1)).await;
+    assert!(!v.pass, "{v:?}");
+    assert!(
+        v.found.contains("deadline") || v.found.contains("timed out"),
+        "{v:?}"
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn version_minimum() {
+    if !have_postgres() {
+        return;
+    }
+    assert_pass(&check(&format!("{ADMIN}assert = \"version\"\nmin_version = 12")).await);
+    let v = check(&format!("{ADMIN}assert = \"version\"\nmin_version = 99")).await;
+    assert_fail_with(&v, "major version 15");
+}
+
+#[tokio::test]
+async fn databases_present_and_missing() {
+    if !have_postgres() {
+        return;
+    }
+    assert_pass(
+        &check(&format!(
+            "{ADMIN}assert = \"databases\"\nexpect = \"gitlab,synapse,grafana\""
+        ))
+        .await,
+    );
+    let v = check(&format!(
+        "{ADMIN}assert = \"databases\"\nexpect = [\"gitlab\", \"matrix\"]"
+    ))
+    .await;
+    assert_fail_with(&v, "missing: matrix");
+    assert!(v.evidence.contains("synapse"), "{v:?}");
+}
+
+#[tokio::test]
+async fn roles_present_missing_and_nologin() {
+    if !have_postgres() {
+        return;
+    }
+    assert_pass(
+        &check(&format!(
+            "{ADMIN}assert = \"roles\"\nexpect = [\"gitlab\", \"synapse\", \"grafana\"]"
+        ))
+        .await,
+    );
+    let v = check(&format!(
+        "{ADMIN}assert = \"roles\"\nexpect = [\"gitlab\", \"locked\"]"
+    ))
+    .await;
+    assert_fail_with(&v, "`locked` exists but has NOLOGIN");
+    let v = check(&format!("{ADMIN}assert = \"roles\"\nexpect = [\"ghost\"]")).await;
+    assert_fail_with(&v, "`ghost` does not exist");
+}
+
+#[tokio::test]
+async fn role_connect_passes_and_fails_for_the_right_reason() {
+    if !have_postgres() {
+        return;
+    }
+    let body = |role: &str, password: &str, database: &str| {
+        format!("assert = \"role_connect\"\nrole = \"{role}\"\nrole_password = \"{password}\"\ndatabase = \"{database}\"")
+    };
+    assert_pass(&check(&body("synapse", "ROLE_PASSWORD", "synapse")).await);
+    let v = check(&body("synapse", "not-the-password", "synapse")).await;
+    assert_fail_with(&v, "password authentication failed for user \"synapse\"");
+    let v = check(&body("gitlab", "ROLE_PASSWORD", "gitlab_production")).await;
+    assert_fail_with(&v, "3D000");
+    let v = check(&body("locked", "ROLE_PASSWORD", "postgres")).await;
+    assert_fail_with(&v, "not permitted to log in");
+}
+
+#[tokio::test]
+async fn collation_c_passes_and_c_utf8_fails() {
+    if !have_postgres() {
+        return;
+    }
+    let body =
+        |db: &str| format!("{ADMIN}database = \"{db}\"\nassert = \"collation\"\nexpect = \"C\"");
+    assert_pass(&check(&body("synapse")).await);
+    let v = check(&body("utf8_collation")).await;
+    assert_fail_with(&v, "LC_COLLATE `C.UTF-8`");
+    let v = check(&body("no_such_db")).await;
+    assert_fail_with(&v, "does not exist");
+}
+
+#[tokio::test]
+async fn connections_ratio_against_max_connections() {
+    if !have_postgres() {
+        return;
+    }
+    let v = check(&format!("{ADMIN}assert = \"connections\"\nmax_ratio = 0.8")).await;
+    assert_pass(&v);
+    assert!(v.evidence.contains("max_connections = 20"), "{v:?}");
+    // The probe's own connection is 1 of 20 (5%), over a 1% limit.
+    let v = check(&format!(
+        "{ADMIN}assert = \"connections\"\nmax_ratio = 0.01"
+    ))
+    .await;
+    assert_fail_with(&v, "of 20 in use");
+}
+
+#[tokio::test]
+async fn long_queries_flags_a_running_query() {
+    if !have_postgres() {
+        return;
+    }
+    assert_pass(
+        &check(&format!(
+            "{ADMIN}assert = \"long_queries\"\nmax_seconds = 300"
+        ))
+        .await,
+    );
+
+    // A second session runs a long query; the probe must name it.
+    let c = cluster();
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(c.port)
+        .user("gitlab")
+        .password(c.role_password.as_bytes())
+        .dbname("gitlab");
+    let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let client = Arc::new(client);
+    let sleeper = {
+        let client = client.clone();
+        tokio::spawn(async move { client.simple_query("SELECT pg_sleep(120) /* long */").await })
+    };
+    let body = format!("{ADMIN}assert = \"long_queries\"\nmax_seconds = 0");
+    let mut verdict = check(&body).await;
+    for _ in 0..100 {
+        if !verdict.pass {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        verdict = check(&body).await;
+    }
+    assert_fail_with(&verdict, "queries over the limit");
+    assert!(verdict.evidence.contains("pg_sleep(120)"), "{verdict:?}");
+    assert!(verdict.evidence.contains("user gitlab"), "{verdict:?}");
+    // End the sleeper so the cluster is idle again.
+    let cancel = client.cancel_token();
+    cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    let _ = sleeper.await;
+}
+
+#[tokio::test]
+async fn disk_usage_of_the_data_directory() {
+    if !have_postgres() {
+        return;
+    }
+    let v = check(&format!("{ADMIN}assert = \"disk\"\nmax_ratio = 1.0")).await;
+    assert_pass(&v);
+    assert!(
+        v.evidence
+            .contains(cluster().dir.join("data").to_str().unwrap()),
+        "{v:?}"
+    );
+    assert!(v.metrics.contains_key("data_disk_used_ratio"), "{v:?}");
+    // Any real filesystem holding a cluster is more than 0.0001% used.
+    let v = check(&format!("{ADMIN}assert = \"disk\"\nmax_ratio = 0.000001")).await;
+    assert_fail_with(&v, "full (");
+    // A role without pg_read_all_settings cannot see the data directory.
+    let v = check("user = \"grafana\"\npassword = \"ROLE_PASSWORD\"\ndatabase = \"grafana\"\nassert = \"disk\"\nmax_ratio = 0.9").await;
+    assert_fail_with(&v, "pg_read_all_settings");
+}
+
+#[tokio::test]
+async fn disk_is_measured_where_commands_run_when_the_target_is_remote() {
+    if !have_postgres() {
+        return;
+    }
+    use spinup_smoke::probe::FakeExecutor;
+    // The target's commands run elsewhere (ssh, a VM): the data directory
+    // is measured there with df, not with statvfs on this host.
+    let executor = Arc::new(FakeExecutor::new());
+    executor.answer(
+        "df",
+        0,
+        "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/vda1 1000 950 50 95% /var/lib/postgresql\n",
+        "",
+    );
+    let mut ctx = ProbeContext::for_tests(20);
+    ctx.executor = executor.clone();
+    let v = probe(
+        &spec(&format!("{ADMIN}assert = \"disk\"\nmax_ratio = 0.9")),
+        &ctx,
+    )
+    .await;
+    assert_fail_with(&v, "95.0% full");
+    assert!(v.evidence.contains("via fake"), "{v:?}");
+    let calls = executor.calls();
+    assert_eq!(
+        calls[0].args.last().map(String::as_str),
+        cluster().dir.join("data").to_str()
+    );
+}
+
+/// Writes a target file for the cluster (secrets in 0600 files).
+fn write_target(dir: &Path, admin_password: &str) -> PathBuf {
+    let c = cluster();
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let mut lines = vec![
+        "name = \"pg-test\"".to_string(),
+        "[vars]".into(),
+        "postgres.host = \"127.0.0.1\"".into(),
+        format!("postgres.port = \"{}\"", c.port),
+        "postgres.admin_user = \"rave_admin\"".into(),
+        "postgres.databases = \"gitlab,synapse,grafana\"".into(),
+        "[secrets]".into(),
+    ];
+    for (name, value) in [
+        ("postgres_admin_password", admin_password),
+        ("gitlab_db_password", c.role_password.as_str()),
+        ("synapse_db_password", c.role_password.as_str()),
+        ("grafana_db_password", c.role_password.as_str()),
+    ] {
+        let file = secrets.join(name);
+        std::fs::write(&file, value).unwrap();
+        lines.push(format!("{name} = {{ file = \"{}\" }}", file.display()));
+    }
+    let path = dir.join("target.toml");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    path
+}
+
+async fn run_profile(target: &Path) -> Vec<(String, Outcome, String)> {
+    use spinup_smoke::run::{self, RunOptions};
+    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("health-checks/postgres.toml");
+    let target = spinup_smoke::profile::target::load(target).unwrap();
+    let profiles = spinup_smoke::profile::load(&[profile], &target, Default::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let plan = spinup_smoke::plan::Plan::build(profiles.checks, &[]).unwrap();
+    let secrets = target.secret_values();
+    let options = RunOptions {
+        jobs: 4,
+        global_timeout: Duration::from_secs(120),
+        artifacts_dir: std::env::temp_dir(),
+        executor: Arc::new(LocalExecutor),
+        redact: Arc::new(move |s: &str| {
+            secrets.iter().fold(s.to_string(), |acc, secret| {
+                acc.replace(secret.as_str(), "[REDACTED]")
+            })
+        }),
+        safe_mode: true,
+        so_far: Default::default(),
+    };
+    let report = run::run(
+        &plan,
+        &options,
+        Arc::new(run::NoEvents),
+        std::future::pending(),
+    )
+    .await;
+    report
+        .results
+        .into_iter()
+        .map(|r| (r.id, r.status, r.found))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_postgres_profile_passes_against_a_healthy_cluster() {
+    if !have_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = write_target(dir.path(), &cluster().admin_password);
+    let results = run_profile(&target).await;
+    assert_eq!(results.len(), 12, "{results:#?}");
+    for (id, status, found) in &results {
+        assert_eq!(*status, Outcome::Pass, "{id}: {found}");
+    }
+}
+
+#[tokio::test]
+async fn the_postgres_profile_skips_dependents_when_login_fails() {
+    if !have_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target = write_target(dir.path(), "wrong-admin-password");
+    let results = run_profile(&target).await;
+    let status = |id: &str| {
+        results
+            .iter()
+            .find(|(i, _, _)| i == id)
+            .map(|(_, s, _)| *s)
+            .unwrap_or_else(|| panic!("{id} missing: {results:#?}"))
+    };
+    assert_eq!(status("postgres.reachable"), Outcome::Fail);
+    assert_eq!(status("postgres.databases"), Outcome::Skip);
+    assert_eq!(status("postgres.disk.warn"), Outcome::Skip);
+    // The roles' own logins do not depend on the admin password... but
+    // they need the roles check, which needs the admin login.
+    assert_eq!(status("postgres.role_connect.synapse"), Outcome::Skip);
+}

@@ -1,0 +1,180 @@
+# (2) The whole P6 stack (rave-p6) with the validator on the same node:
+# after the stack is up, `spinup-smoke run` over the services and security
+# phases ends in SUCCESS, `spinup-smoke verify` accepts the transcript and the
+# DSSE envelope, and transcript, DSSE and JUnit are copied to $out/artifacts.
+#
+# The target names follow the demo contract (briefs: demo-contract), so the
+# same health-checks/ profiles run here and against the local demo stack.
+{
+  pkgs,
+  spinup-smoke,
+  modules,
+  fixtures,
+}:
+let
+  inherit (fixtures) secrets facts domain;
+  inherit (pkgs) lib;
+  front = "https://${domain}:${toString facts.ports.https}";
+  # The profiles this test runs; every check in them must pass on the stack.
+  profiles = [ "${spinup-smoke}/share/spinup-smoke/health-checks" ];
+in
+pkgs.testers.runNixOSTest {
+  name = "spinup-smoke-full-stack";
+
+  nodes.machine =
+    { config, ... }:
+    {
+      imports = [
+        (fixtures.node { inherit modules; })
+        (fixtures.module { })
+      ];
+
+      # SAFE mode budget: the whole stack within 8 GiB.
+      virtualisation = {
+        memorySize = facts.budgets.safe.memory_gib * 1024;
+        cores = 4;
+        diskSize = 16 * 1024;
+      };
+
+      services.rave-p6 = {
+        enable = true;
+        inherit domain;
+        tls = {
+          certificate = "${secrets}/tls_cert.pem";
+          caFile = "${secrets}/ca.pem";
+        };
+      };
+      security.pki.certificateFiles = [ "${secrets}/ca.pem" ];
+
+      services.spinup-smoke = {
+        inherit profiles;
+        phases = [
+          "services"
+          "security"
+        ];
+        target = {
+          name = "vm-full-stack";
+          rave_version = "P6-vm-test";
+          vars = {
+            host = "127.0.0.1";
+            postgres = {
+              host = "127.0.0.1";
+              port = toString config.services.postgresql.settings.port;
+              admin_user = "rave_admin";
+              data_dir = config.services.postgresql.dataDir;
+              databases = facts.database_names;
+            };
+            synapse = {
+              url = "http://127.0.0.1:${toString facts.internal_ports.synapse}";
+              server_name = domain;
+              metrics_url = "http://127.0.0.1:${toString facts.internal_ports.synapse_metrics}/_synapse/metrics";
+              operator_user = "operator";
+            };
+            idp = {
+              issuer = front;
+              test_user = "alice";
+            };
+            prometheus.url = "http://127.0.0.1:${toString facts.internal_ports.prometheus}";
+            tls_front = {
+              host = domain;
+              address = "127.0.0.1:${toString facts.ports.https}";
+              url = front;
+              ca_file = "${secrets}/ca.pem";
+            };
+            gitlab.url = front;
+            grafana.url = "${front}/grafana";
+          };
+          secrets =
+            let
+              file = name: { file = "${facts.secrets.dir}/${name}"; };
+              stored = name: { file = "/run/rave-test/${name}"; };
+            in
+            {
+              postgres_admin_password = stored "postgres_admin_password";
+              gitlab_db_password = file "gitlab_db_password";
+              synapse_db_password = stored "synapse_db_password";
+              grafana_db_password = stored "grafana_db_password";
+              synapse_admin_password = stored "synapse_admin_password";
+              synapse_operator_password = stored "synapse_operator_password";
+              synapse_registration_secret = file "synapse_registration_secret";
+              idp_test_password = stored "idp_test_password";
+              gitlab_token = stored "gitlab_token";
+            };
+        };
+      };
+
+      # The validator's own test credentials (root-only copies).
+      systemd.tmpfiles.rules = [ "d /run/rave-test 0700 root root -" ]
+        ++ lib.concatMap (name: [
+          "C /run/rave-test/${name} - - - - ${secrets}/${name}"
+          "z /run/rave-test/${name} 0400 root root -"
+        ]) [
+          "postgres_admin_password"
+          "synapse_db_password"
+          "grafana_db_password"
+          "synapse_admin_password"
+          "synapse_operator_password"
+          "idp_test_password"
+          "gitlab_token"
+        ];
+    };
+
+  testScript =
+    { nodes, ... }:
+    let
+      synapse = nodes.machine.services.matrix-synapse.package;
+      psql = "${nodes.machine.services.postgresql.package}/bin/psql";
+    in
+    ''
+      ${fixtures.pythonHelpers}
+
+      def secret(name):
+          return machine.succeed(f"cat /run/rave-test/{name}").strip()
+
+      machine.start()
+      machine.wait_for_unit("multi-user.target", timeout=${toString (facts.budgets.safe.boot_to_healthy_minutes * 60)})
+      for unit in ["${facts.units.postgresql}", "${facts.units.synapse}", "${facts.units.grafana}",
+                   "${facts.units.prometheus}", "${facts.units.nginx}", "${facts.units.gitlab}"]:
+          machine.wait_for_unit(unit)
+      machine.wait_until_succeeds(
+          "curl -sSf --cacert ${secrets}/ca.pem ${front}/-/readiness",
+          timeout=${toString (facts.budgets.safe.boot_to_healthy_minutes * 60)},
+      )
+
+      # Fixture: the validator's PostgreSQL admin role and the service roles'
+      # passwords (the services themselves log in over the socket, peer auth).
+      machine.succeed(
+          "runuser -u postgres -- ${psql} -v ON_ERROR_STOP=1 "
+          + f"-c \"CREATE ROLE rave_admin LOGIN SUPERUSER PASSWORD '{secret('postgres_admin_password')}'\" "
+          + f"-c \"ALTER ROLE gitlab PASSWORD '{machine.succeed('cat ${facts.secrets.dir}/gitlab_db_password').strip()}'\" "
+          + f"-c \"ALTER ROLE synapse PASSWORD '{secret('synapse_db_password')}'\" "
+          + f"-c \"ALTER ROLE grafana PASSWORD '{secret('grafana_db_password')}'\""
+      )
+      # Fixture: Synapse's admin and operator users (shared-secret registration).
+      for user, admin in [("admin", "--admin"), ("operator", "--no-admin")]:
+          machine.succeed(
+              "${synapse}/bin/register_new_matrix_user "
+              + "--shared-secret \"$(cat ${facts.secrets.dir}/synapse_registration_secret)\" "
+              + f"--user {user} --password \"$(cat /run/rave-test/synapse_{user}_password)\" {admin} "
+              + "http://127.0.0.1:${toString facts.internal_ports.synapse}"
+          )
+
+      status = run_validator(machine)
+      print(machine.succeed("journalctl -u spinup-smoke.service --no-pager | tail -n 200"))
+      assert status == 0, f"spinup-smoke run exited {status}, expected 0"
+
+      path = transcript(machine)
+      document = load(machine, path)
+      assert document["overall_status"] == "SUCCESS", document["overall_status"]
+      assert document["test_summary"]["failed"] == 0, document["test_summary"]
+
+      machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
+      envelope = attestation(machine)
+      machine.succeed(f"spinup-smoke verify {envelope} --pubkey {PUBKEY}")
+      junit = newest(machine, "*junit.xml")
+      machine.succeed(f"grep -q '<testsuite' {junit}")
+
+      for artifact in [path, envelope, junit]:
+          machine.copy_from_vm(artifact, "artifacts")
+    '';
+}

@@ -1,0 +1,63 @@
+# (1) A locked-down node (rave-p6 with stack.enable = false) boots, and the
+# validator's config, boot and security phases pass; its signed transcript
+# verifies against the public key.
+{
+  pkgs,
+  spinup-smoke,
+  modules,
+  fixtures,
+}:
+pkgs.testers.runNixOSTest {
+  name = "spinup-smoke-minimal";
+
+  nodes.machine = {
+    imports = [
+      (fixtures.node { inherit modules; })
+      (fixtures.module { declareUsers = true; })
+    ];
+    services.rave-p6 = {
+      enable = true;
+      stack.enable = false;
+    };
+    services.spinup-smoke = {
+      profiles = [
+        fixtures.nodeProfiles
+        "${spinup-smoke}/share/spinup-smoke/health-checks/security.toml"
+      ];
+      phases = [
+        "config"
+        "boot"
+        "security"
+      ];
+      target = {
+        name = "vm-minimal";
+        rave_version = "P6-vm-test";
+        vars.host = "127.0.0.1";
+      };
+    };
+  };
+
+  testScript = ''
+    ${fixtures.pythonHelpers}
+
+    machine.wait_for_unit("multi-user.target")
+    machine.wait_for_unit("sshd.service")
+
+    status = run_validator(machine)
+    print(machine.succeed("journalctl -u spinup-smoke.service --no-pager | tail -n 80"))
+    assert status == 0, f"spinup-smoke run exited {status}, expected 0 (all checks pass)"
+
+    path = transcript(machine)
+    document = load(machine, path)
+    assert document["overall_status"] == "SUCCESS", document["overall_status"]
+    seen = outcomes(document)
+    for check in ["node.config.sshd_valid", "node.boot.system_running",
+                  "security.sshd.password_auth_off", "security.sshd.root_login_off",
+                  "security.ports.allow_list", "security.firewall.input_default_drop",
+                  "security.secrets.signing_key"]:
+        assert seen.get(check) in ("passed", "pass"), f"{check}: {seen.get(check)}"
+
+    machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
+    machine.copy_from_vm(path, "artifacts")
+  '';
+}
