@@ -44,6 +44,7 @@ impl Redactor {
         let out = mask_pem_private_keys(&out);
         let out = mask_url_passwords(&out);
         let out = mask_after_keys(&out);
+        let out = mask_authorization(&out);
         mask_bearer(&out)
     }
 
@@ -124,10 +125,13 @@ const SECRET_KEYS: [&str; 9] = [
     "api_key",
 ];
 
-/// `password=x`, `password: x`, `"password": "x"` (and the other key names)
-/// keep the key and lose the value.
+/// `password=x`, `password: x`, `"password": "x"`, JSON inside a JSON string
+/// (`\"password\":\"x\"`) and header spellings (`PRIVATE-TOKEN: x`) keep the
+/// key and lose the value.
 fn mask_after_keys(text: &str) -> String {
-    let lower = text.to_ascii_lowercase();
+    // `-` -> `_` keeps byte offsets and lets `private_token` match the
+    // `PRIVATE-TOKEN` header GitLab uses.
+    let lower = text.to_ascii_lowercase().replace('-', "_");
     let bytes = text.as_bytes();
     let mut cuts: Vec<(usize, usize)> = Vec::new();
     for key in SECRET_KEYS {
@@ -137,7 +141,9 @@ fn mask_after_keys(text: &str) -> String {
             from = key_end;
             // Skip an optional closing quote, spaces, then `=` or `:`.
             let mut i = key_end;
-            if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
+            if bytes[i..].starts_with(b"\\\"") {
+                i += 2;
+            } else if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
                 i += 1;
             }
             while i < bytes.len() && bytes[i] == b' ' {
@@ -149,6 +155,14 @@ fn mask_after_keys(text: &str) -> String {
             i += 1;
             while i < bytes.len() && bytes[i] == b' ' {
                 i += 1;
+            }
+            if bytes[i..].starts_with(b"\\\"") {
+                let start = i + 2;
+                let end = text[start..].find("\\\"").map_or(text.len(), |e| start + e);
+                if end > start {
+                    cuts.push((start, end));
+                }
+                continue;
             }
             let quoted = i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'');
             let start = if quoted { i + 1 } else { i };
@@ -173,6 +187,49 @@ fn mask_after_keys(text: &str) -> String {
             if end > start && text.is_char_boundary(start) && text.is_char_boundary(end) {
                 cuts.push((start, end));
             }
+        }
+    }
+    apply_cuts(text, cuts)
+}
+
+/// `Authorization: <scheme> <credentials>` (Basic, token, Bearer...) and
+/// `"authorization": "..."`: the credentials go, the scheme word stays.
+fn mask_authorization(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let bytes = text.as_bytes();
+    let mut cuts = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("authorization") {
+        let mut i = from + pos + "authorization".len();
+        from = i;
+        if bytes[i..].starts_with(b"\\\"") {
+            i += 2;
+        } else if i < bytes.len() && (bytes[i] == b'"' || bytes[i] == b'\'') {
+            i += 1;
+        }
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        if i >= bytes.len() || (bytes[i] != b':' && bytes[i] != b'=') {
+            continue;
+        }
+        i += 1;
+        while i < bytes.len() && matches!(bytes[i], b' ' | b'"' | b'\'' | b'\\') {
+            i += 1;
+        }
+        let word_end = (i..bytes.len())
+            .find(|&j| !bytes[j].is_ascii_alphabetic())
+            .unwrap_or(bytes.len());
+        let start = if word_end < bytes.len() && bytes[word_end] == b' ' {
+            word_end + 1
+        } else {
+            i
+        };
+        let end = (start..bytes.len())
+            .find(|&j| !(bytes[j].is_ascii_alphanumeric() || b"-._~+/=".contains(&bytes[j])))
+            .unwrap_or(bytes.len());
+        if end > start {
+            cuts.push((start, end));
         }
     }
     apply_cuts(text, cuts)
@@ -286,6 +343,50 @@ mod tests {
             "PasswordAuthentication no",
         );
         check(&[], "no secrets here", "no secrets here");
+    }
+
+    #[test]
+    fn authorization_credentials_of_any_scheme() {
+        check(
+            &[],
+            "authorization: Basic dXNlcjpwYXNz\n",
+            "authorization: Basic [REDACTED]\n",
+        );
+        check(
+            &[],
+            r#""Authorization": "token glpat-abcdef""#,
+            r#""Authorization": "token [REDACTED]""#,
+        );
+        check(&[], "Authorization=c2VjcmV0", "Authorization=[REDACTED]");
+        check(&[], "no authorization header", "no authorization header");
+    }
+
+    #[test]
+    fn gitlab_header_and_json_inside_json_strings() {
+        check(
+            &[],
+            "PRIVATE-TOKEN: glpat-xyz123 next",
+            "PRIVATE-TOKEN: [REDACTED] next",
+        );
+        check(
+            &[],
+            r#"{\"password\":\"p4ss\",\"user\":\"a\"}"#,
+            r#"{\"password\":\"[REDACTED]\",\"user\":\"a\"}"#,
+        );
+        check(
+            &[],
+            r#"log: {\"access_token\": \"syt_abc\"}"#,
+            r#"log: {\"access_token\": \"[REDACTED]\"}"#,
+        );
+    }
+
+    #[test]
+    fn redaction_is_idempotent() {
+        let r = Redactor::new(vec!["topsecret".into()]);
+        let input =
+            "password=x Authorization: Basic abc topsecret postgres://u:p@h/ \"password\":\"y\"";
+        let once = r.redact(input);
+        assert_eq!(r.redact(&once), once);
     }
 
     #[test]
