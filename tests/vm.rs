@@ -369,7 +369,12 @@ async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
     let v = booting.await.unwrap();
     assert!(!v.pass, "{v:?}");
     assert!(v.found.contains("QEMU exited"), "{v:?}");
-    assert!(v.evidence.contains("Linux version"), "{v:?}");
+    // The console tail is there (the banner itself may have scrolled out).
+    assert!(v.evidence.contains("console tail:\n"), "{v:?}");
+    assert!(
+        !v.evidence.contains("nothing on the serial console"),
+        "{v:?}"
+    );
     assert!(!v.evidence.contains("gone: NO"), "{v:?}");
 }
 
@@ -403,4 +408,23 @@ async fn sandbox_cycle_proves_limits_isolation_job_result_and_cleanup() {
     assert_eq!(v.evidence.matches("teardown: qemu pid").count(), 2, "{v:?}");
     assert!(!v.evidence.contains(": NO"), "{v:?}");
     assert!(!v.evidence.contains("QEMU still running"), "{v:?}");
+}
+
+#[test]
+fn the_vm_scenario_loads_with_the_real_loader() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.toml");
+    std::fs::write(
+        &target,
+        "name = \"vm\"\nrave_version = \"test\"\n[vars]\nimage.build_dir = \"/g\"\nimage.path = \"/g/guest.qcow2\"\nimage.kernel = \"/g/vmlinuz\"\nimage.initrd = \"/g/initrd.img\"\n",
+    )
+    .unwrap();
+    let target = spinup_smoke::profile::target::load(&target).unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/vm.toml");
+    let profiles = spinup_smoke::profile::load(&[scenario], &target, Default::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let kinds: Vec<&str> = profiles.checks.iter().map(|c| c.probe.kind()).collect();
+    for kind in ["build", "image", "vm", "systemd", "vm_command", "sandbox"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
 }
