@@ -22,3 +22,4 @@ pub mod report;
 pub mod run;
 pub mod sign;
 pub mod sysinfo;
+pub mod vm;

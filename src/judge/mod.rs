@@ -8,17 +8,22 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 pub mod budget;
+pub mod build;
 pub mod command;
 pub mod dns;
 pub mod file;
 pub mod http;
+pub mod image;
 pub mod matrix;
 pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod sandbox;
+pub mod systemd;
 pub mod tcp;
 pub mod tls;
+pub mod vm;
 
 /// The judgement of one attempt: what was expected, what was found and the
 /// evidence behind it. The runner bounds and redacts the text fields.

@@ -19,20 +19,26 @@ use crate::judge::Verdict;
 use crate::model::{HumanDuration, Phase, Severity};
 
 pub mod budget;
+pub mod build;
 pub mod command;
 pub mod dns;
 pub mod exec;
 pub mod file;
 pub mod http;
+pub mod image;
 pub mod matrix;
 pub mod ports;
 pub mod postgres;
 pub mod process;
 pub mod prometheus;
+pub mod sandbox;
+pub mod systemd;
 pub mod tcp;
 #[cfg(test)]
 pub mod testutil;
 pub mod tls;
+pub mod vm;
+pub mod vm_command;
 
 pub use exec::{
     CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor, LocalExecutor,
@@ -230,4 +236,10 @@ probe_kinds! {
     http => Http,
     tls => Tls,
     budget => Budget,
+    build => Build,
+    image => Image,
+    vm => Vm,
+    vm_command => VmCommand,
+    systemd => Systemd,
+    sandbox => Sandbox,
 }
