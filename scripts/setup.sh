@@ -16,6 +16,23 @@ if [ "${#need[@]}" -gt 0 ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
 fi
+# QEMU for the build, boot and sandbox phases: qemu-system-x86 must come from
+# bookworm-backports to match the image's qemu-utils 10 (bookworm's 7.2
+# conflicts with it); debootstrap builds the guest image.
+if ! command -v qemu-system-x86_64 >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+  src=/etc/apt/sources.list.d/debian.sources
+  if [ -f "$src" ] && ! grep -rqs bookworm-backports /etc/apt/sources.list.d/; then
+    echo "setup: add the bookworm-backports apt source"
+    uris=$(awk '/^URIs:/ {print $2; exit}' "$src")
+    signed=$(awk '/^Signed-By:/ {print $2; exit}' "$src")
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' "$uris" "$signed" \
+      | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+  fi
+  echo "setup: apt-get install qemu-system-x86 qemu-utils (backports), debootstrap"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q -t bookworm-backports qemu-system-x86 qemu-utils
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q debootstrap
+fi
 if command -v rustup >/dev/null 2>&1; then
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
