@@ -509,7 +509,7 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
 }
 
 /// The profiles the demo validates: every service profile and the host self-test.
-const DEMO_PROFILES: [&str; 7] = [
+const DEMO_PROFILES: [&str; 8] = [
     "health-checks/postgres.toml",
     "health-checks/matrix.toml",
     "health-checks/prometheus.toml",
@@ -517,6 +517,7 @@ const DEMO_PROFILES: [&str; 7] = [
     "health-checks/grafana.toml",
     "health-checks/networking.toml",
     "scenarios/selftest.toml",
+    "scenarios/vm.toml",
 ];
 
 async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
@@ -555,18 +556,29 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
         return exit::SUCCESS;
     }
     let repo = crate::demo::repo_root();
+    // The build, boot and sandbox phases use the demo guest image (built
+    // once, then cached); the transcript is bound to its digest.
+    let guest = state.join("guest");
+    let image = match prepare_guest(&repo, &guest, &started.target) {
+        Ok(image) => image,
+        Err(e) => {
+            let _ = crate::demo::down(&state).await;
+            return report_user_errors(&e.into());
+        }
+    };
     let run_args = RunArgs {
         selection: Selection {
             profiles: DEMO_PROFILES.iter().map(|p| repo.join(p)).collect(),
             target: Some(started.target.clone()),
             phases: Vec::new(),
         },
-        image: None,
+        image: Some(image),
         key: args.key.clone(),
         out: args.out.clone(),
         jobs: 16,
         format: Format::Human,
     };
+    let written_image = run_args.image.clone().unwrap_or_default();
     let (mut code, written) = run(run_args, settings).await;
     if let Some(written) = &written {
         println!("\n==> verify the signed transcript and its attestation");
@@ -579,7 +591,7 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
             let verdict = verify(&VerifyArgs {
                 file: file.clone(),
                 pubkey: pubkey.clone(),
-                image: None,
+                image: Some(written_image.clone()),
             });
             code = code.max(verdict);
         }
@@ -602,6 +614,35 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
         );
     }
     code
+}
+
+/// Builds (or reuses) the demo guest image into `guest` and adds its paths
+/// to the target's vars; returns the image path.
+fn prepare_guest(repo: &Path, guest: &Path, target: &Path) -> Result<PathBuf, UserError> {
+    println!("demo: guest image (built once with debootstrap, a few minutes; then cached)");
+    let status = std::process::Command::new(repo.join("scripts/build-guest-image.sh"))
+        .arg(guest)
+        .current_dir(repo)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| UserError::new(format!("cannot run scripts/build-guest-image.sh: {e}")))?;
+    if !status.success() {
+        return Err(UserError::new(format!("building the demo guest image failed ({status})"))
+            .hint("run scripts/build-guest-image.sh to see why; it needs root, debootstrap and the Debian mirror"));
+    }
+    let image = guest.join("guest.qcow2");
+    let text = std::fs::read_to_string(target).map_err(|e| UserError::new(e.to_string()))?;
+    let q = |p: PathBuf| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
+    let vars = format!(
+        "[vars]\nimage.build_dir = {}\nimage.path = {}\nimage.kernel = {}\nimage.initrd = {}\n",
+        q(guest.to_path_buf()),
+        q(image.clone()),
+        q(guest.join("vmlinuz")),
+        q(guest.join("initrd.img"))
+    );
+    std::fs::write(target, text.replacen("[vars]\n", &vars, 1))
+        .map_err(|e| UserError::new(e.to_string()))?;
+    Ok(image)
 }
 
 fn verify(args: &VerifyArgs) -> i32 {
