@@ -375,7 +375,15 @@ mod tests {
             .args(["-c", "sleep 30", "-name", "spinup-smoke-probe-test"])
             .spawn()
             .unwrap();
-        let found = qemu_processes_named("spinup-smoke-probe-test");
+        // Until the child has exec'd, its command line is still ours.
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            found = qemu_processes_named("spinup-smoke-probe-test");
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert_eq!(found, vec![child.id()]);
