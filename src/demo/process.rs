@@ -46,18 +46,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// Whether `pid` runs (a zombie does not count).
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
+pub use crate::probe::exec::process_alive as alive;
 
 pub fn spawn(state: &Path, launch: &Launch) -> Result<u32, UserError> {
     use std::os::unix::process::CommandExt;

@@ -195,6 +195,22 @@ impl CommandExecutor for LocalExecutor {
     }
 }
 
+/// Whether a live (not zombie) process has this pid.
+pub fn process_alive(pid: u32) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
 /// Output is capped so a chatty command cannot exhaust memory.
 const MAX_CAPTURE: usize = 4 << 20;
 
@@ -321,26 +337,13 @@ mod tests {
         // Give the kernel a moment to reap, then the grandchild must be gone.
         let mut alive = true;
         for _ in 0..50 {
-            // SAFETY: signal 0 only checks for existence.
-            alive = unsafe { libc::kill(pid, 0) } == 0 && !is_zombie(pid);
+            alive = process_alive(pid as u32);
             if !alive {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(!alive, "grandchild {pid} survived the timeout");
-    }
-
-    fn is_zombie(pid: i32) -> bool {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
     }
 
     #[tokio::test]

@@ -551,21 +551,7 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// Whether a live (not zombie) process has this pid.
-pub fn process_alive(pid: u32) -> bool {
-    if pid == 0 {
-        return false;
-    }
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
+pub use crate::probe::exec::process_alive;
 
 /// QEMU's `-name` for a VM (how leftover processes are found).
 pub fn qemu_name(vm_name: &str) -> String {
