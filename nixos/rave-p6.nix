@@ -135,6 +135,15 @@ in
 
       (lib.mkIf cfg.stack.enable {
 
+        # The container engine of the GitLab runner's docker executor:
+        # podman answering the Docker API on a Unix socket only
+        # (/run/podman/podman.sock, socket-activated; no TCP port opens).
+        # health-checks/containers.toml checks it (phase sandbox).
+        virtualisation.podman = {
+          enable = true;
+          dockerSocket.enable = true;
+        };
+
         # PostgreSQL: the unix socket and loopback (enableTCPIP = false keeps
         # it off the network; the validator logs in over 127.0.0.1, the
         # services over the socket). Each database is owned by the role of

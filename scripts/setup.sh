@@ -4,7 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for pkg in openssl ca-certificates postgresql prometheus nginx-light python3-venv nix-bin nftables iproute2 openssh-client jq curl bc; do
+# podman + runc serve the Docker API for the container checks; busybox-static
+# is the root filesystem of the demo's container image.
+for pkg in openssl ca-certificates postgresql prometheus nginx-light python3-venv nix-bin nftables iproute2 openssh-client jq curl bc podman runc busybox-static; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 # Node.js may come from another source than Debian (with npm inside): only

@@ -509,13 +509,14 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
 }
 
 /// The profiles the demo validates: every service profile and the host self-test.
-const DEMO_PROFILES: [&str; 8] = [
+const DEMO_PROFILES: [&str; 9] = [
     "health-checks/postgres.toml",
     "health-checks/matrix.toml",
     "health-checks/prometheus.toml",
     "health-checks/gitlab.toml",
     "health-checks/grafana.toml",
     "health-checks/networking.toml",
+    "health-checks/containers.toml",
     "scenarios/selftest.toml",
     "scenarios/vm.toml",
 ];
@@ -552,7 +553,7 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
     }
     println!("demo: target file {}", started.target.display());
     if args.action.is_some() {
-        println!("demo: validate it with `spinup-smoke run --profile health-checks --target {}`; stop it with `spinup-smoke demo down`", started.target.display());
+        println!("demo: validate it with `spinup-smoke run --profile health-checks --phase services --phase sandbox --target {}`; stop it with `spinup-smoke demo down`", started.target.display());
         return exit::SUCCESS;
     }
     let repo = crate::demo::repo_root();

@@ -32,6 +32,8 @@ const CONTRACT_VARS: &[(&str, &str)] = &[
     ("tls_front.ca_file", "/demo/tls/ca.pem"),
     ("gitlab.url", "http://127.0.0.1:8080"),
     ("grafana.url", "http://127.0.0.1:3001"),
+    ("containers.socket", "unix:///demo/containers/podman.sock"),
+    ("containers.image", "localhost/spinup-smoke/busybox:demo"),
 ];
 
 const CONTRACT_SECRETS: &[&str] = &[
@@ -58,6 +60,7 @@ fn profiles() -> Vec<PathBuf> {
         "gitlab",
         "grafana",
         "networking",
+        "containers",
     ]
     .iter()
     .map(|name| dir.join(format!("{name}.toml")))
@@ -138,8 +141,14 @@ fn profiles_use_only_contract_names_and_document_every_check() {
                     problems.push(format!("{at}: no {field}"));
                 }
             }
-            if check.get("phase").and_then(|v| v.as_str()) != Some("services") {
-                problems.push(format!("{at}: phase is not services"));
+            // The container engine is where jobs run (sandbox); the rest are services.
+            let phase = if id.starts_with("containers.") {
+                "sandbox"
+            } else {
+                "services"
+            };
+            if check.get("phase").and_then(|v| v.as_str()) != Some(phase) {
+                problems.push(format!("{at}: phase is not {phase}"));
             }
             if !ids.insert(id.clone()) {
                 problems.push(format!("{at}: duplicate id"));
@@ -211,7 +220,7 @@ fn profiles_load_with_the_real_loader_once_every_kind_exists() {
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(
         profiles.checks.len(),
-        38,
-        "12 postgres, 8 matrix, 3 prometheus, 7 gitlab, 2 grafana, 6 networking"
+        43,
+        "12 postgres, 8 matrix, 3 prometheus, 7 gitlab, 2 grafana, 6 networking, 5 containers"
     );
 }

@@ -1,6 +1,6 @@
 # (2) The whole P6 stack (rave-p6) with the validator on the same node:
-# after the stack is up, `spinup-smoke run` over the services and security
-# phases ends in SUCCESS, `spinup-smoke verify` accepts the transcript and the
+# after the stack is up, `spinup-smoke run` over the services, sandbox
+# (container engine) and security phases ends in SUCCESS, `spinup-smoke verify` accepts the transcript and the
 # DSSE envelope, and transcript, DSSE and JUnit are copied to $out/artifacts.
 #
 # The target names follow the demo contract (briefs: demo-contract), so the
@@ -17,6 +17,14 @@ let
   front = "https://${domain}:${toString facts.ports.https}";
   # The profiles this test runs; every check in them must pass on the stack.
   profiles = [ "${spinup-smoke}/share/spinup-smoke/health-checks" ];
+  # A job image for the container checks: a static busybox, loaded into
+  # podman's store before the run (the checks never pull).
+  jobImage = pkgs.dockerTools.buildImage {
+    name = "localhost/spinup-smoke/busybox";
+    tag = "vm-test";
+    copyToRoot = [ pkgs.pkgsStatic.busybox ];
+    config.Cmd = [ "/bin/sh" ];
+  };
 in
 pkgs.testers.runNixOSTest {
   name = "spinup-smoke-full-stack";
@@ -50,6 +58,7 @@ pkgs.testers.runNixOSTest {
         inherit profiles;
         phases = [
           "services"
+          "sandbox"
           "security"
         ];
         target = {
@@ -83,6 +92,10 @@ pkgs.testers.runNixOSTest {
             };
             gitlab.url = front;
             grafana.url = "${front}/grafana";
+            containers = {
+              socket = "/run/podman/podman.sock";
+              image = "localhost/spinup-smoke/busybox:vm-test";
+            };
           };
           secrets =
             let
@@ -158,6 +171,9 @@ pkgs.testers.runNixOSTest {
               + f"--user {user} --password \"$(cat /run/rave-test/synapse_{user}_password)\" {admin} "
               + "http://127.0.0.1:${toString facts.internal_ports.synapse}"
           )
+
+      # Fixture: the job image of the container checks, in podman's store.
+      machine.succeed("podman load < ${jobImage}")
 
       status = run_validator(machine)
       print(machine.succeed("journalctl -u spinup-smoke.service --no-pager | tail -n 200"))

@@ -84,6 +84,8 @@ let
     "tls_front.ca_file"
     "gitlab.url"
     "grafana.url"
+    "containers.socket"
+    "containers.image"
   ];
   demoSecrets = [
     "postgres_admin_password"

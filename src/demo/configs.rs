@@ -527,6 +527,8 @@ tls_front.url = "https://127.0.0.1:{tls}"
 tls_front.ca_file = {ca}
 gitlab.url = "http://127.0.0.1:{gitlab}"
 grafana.url = "http://127.0.0.1:{grafana}"
+containers.socket = {podman}
+containers.image = "{image}"
 
 [secrets]
 "#,
@@ -540,6 +542,8 @@ grafana.url = "http://127.0.0.1:{grafana}"
         ca = s(state.join("tls/ca.pem")),
         gitlab = ports.gitlab,
         grafana = ports.grafana,
+        podman = s(super::containers::socket(state)),
+        image = super::containers::IMAGE,
     );
     for name in super::SECRETS {
         text.push_str(&format!(

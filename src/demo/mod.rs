@@ -7,6 +7,7 @@
 
 pub mod cli;
 mod configs;
+pub mod containers;
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -293,6 +294,10 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
     timings.push(("prometheus".to_string(), t.elapsed()));
 
     let t = Instant::now();
+    containers::start(state).await?;
+    timings.push(("podman (docker api)".to_string(), t.elapsed()));
+
+    let t = Instant::now();
     let nginx_pid = configs::tls_front(layout, ports)?;
     wait_ready(
         state,
@@ -406,6 +411,7 @@ pub async fn down(state: &Path) -> Result<Vec<String>, UserError> {
     if !state.exists() {
         return Ok(Vec::new());
     }
+    containers::stop(state);
     let mut stopped = process::stop_recorded(state, Duration::from_secs(10));
     if configs::stop_postgres(state) {
         stopped.push("postgresql".into());

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 pub mod budget;
 pub mod build;
 pub mod command;
+pub mod container;
 pub mod dns;
 pub mod file;
 pub mod http;

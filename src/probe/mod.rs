@@ -21,6 +21,7 @@ use crate::model::{HumanDuration, Phase, Severity};
 pub mod budget;
 pub mod build;
 pub mod command;
+pub mod container;
 pub mod dns;
 pub mod exec;
 pub mod file;
@@ -242,4 +243,5 @@ probe_kinds! {
     vm_command => VmCommand,
     systemd => Systemd,
     sandbox => Sandbox,
+    container => Container,
 }
