@@ -509,7 +509,7 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
 }
 
 /// The profiles the demo validates: every service profile and the host self-test.
-const DEMO_PROFILES: [&str; 9] = [
+const DEMO_PROFILES: [&str; 10] = [
     "health-checks/postgres.toml",
     "health-checks/matrix.toml",
     "health-checks/prometheus.toml",
@@ -517,6 +517,7 @@ const DEMO_PROFILES: [&str; 9] = [
     "health-checks/grafana.toml",
     "health-checks/networking.toml",
     "health-checks/containers.toml",
+    "scenarios/oidc.toml",
     "scenarios/selftest.toml",
     "scenarios/vm.toml",
 ];

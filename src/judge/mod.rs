@@ -16,6 +16,7 @@ pub mod file;
 pub mod http;
 pub mod image;
 pub mod matrix;
+pub mod oidc;
 pub mod ports;
 pub mod postgres;
 pub mod process;

@@ -28,6 +28,7 @@ pub mod file;
 pub mod http;
 pub mod image;
 pub mod matrix;
+pub mod oidc;
 pub mod ports;
 pub mod postgres;
 pub mod process;
@@ -244,4 +245,5 @@ probe_kinds! {
     systemd => Systemd,
     sandbox => Sandbox,
     container => Container,
+    oidc => Oidc,
 }
