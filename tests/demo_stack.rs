@@ -150,20 +150,57 @@ fn stack_passes_faults_fail_the_right_checks_and_down_cleans_up() {
         .output()
         .unwrap();
     assert!(up.status.success(), "demo up failed:\n{}", text(&up));
-    let profiles: Vec<PathBuf> = SERVICE_PROFILES
+    let mut profiles: Vec<PathBuf> = SERVICE_PROFILES
         .iter()
         .map(|p| repo().join(format!("health-checks/{p}.toml")))
         .collect();
+    // The sign-in flows: the IdP's own form, Synapse SSO through it.
+    profiles.push(repo().join("scenarios/oidc.toml"));
 
     // Healthy: every service check passes against the real components.
     let (output, doc) = run_profiles(&state, &out, &profiles);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert_eq!(doc["overall_status"], "SUCCESS");
-    assert_eq!(doc["test_summary"]["total_tests"], 38);
+    assert_eq!(doc["test_summary"]["total_tests"], 44);
+    assert_eq!(
+        doc["authentication_tests"]["status"], "SUCCESS",
+        "{}",
+        doc["authentication_tests"]
+    );
 
     // The IdP's login form really checks the password, and a right one ends
     // in an authorization code at the client's redirect URI (PKCE).
     idp_login(&state, dir.path());
+
+    // SSO into Synapse with a wrong IdP password fails at the IdP's form,
+    // and says so.
+    let wrong = dir.path().join("sso-wrong.toml");
+    std::fs::write(
+        &wrong,
+        r#"[profile]
+name = "sso-wrong"
+[[check]]
+id = "sso.wrong_password"
+phase = "oidc"
+description = "SSO with a wrong password"
+retry = { attempts = 1 }
+[check.matrix]
+base_url = "${synapse.url}"
+assert = "sso_login"
+identity_provider = "oidc-rave"
+user = "${idp.test_user}"
+idp_username = "${idp.test_user}"
+idp_password = "not-the-password"
+"#,
+    )
+    .unwrap();
+    let (output, doc) = run_profiles(&state, &out, &[wrong]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let found = doc["validation_results"][0]["found"].as_str().unwrap_or("");
+    assert!(
+        found.contains("refused the sign-in of alice (status 401)"),
+        "{found}"
+    );
 
     // A frozen service hits its deadline and fails; it does not hang the run.
     let standins: u32 = std::fs::read_to_string(state.join("run/standins.pid"))

@@ -135,6 +135,14 @@ pub enum Facts {
     SsoAdvertised {
         login_flows: Exchange,
     },
+    /// A sign-in through the identity provider, then a token login.
+    SsoLogin {
+        /// The browser's requests (no queries, so no codes or tokens).
+        steps: Vec<String>,
+        /// Why the sign-in did not yield a login token, if it did not.
+        sign_in: Result<(), String>,
+        session: Option<Session>,
+    },
 }
 
 pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
@@ -181,6 +189,18 @@ pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
         (Assertion::SsoAdvertised { identity_provider }, Facts::SsoAdvertised { login_flows }) => {
             judge_sso(identity_provider.as_deref(), login_flows)
         }
+        (
+            Assertion::SsoLogin {
+                user,
+                identity_provider,
+                ..
+            },
+            Facts::SsoLogin {
+                steps,
+                sign_in,
+                session,
+            },
+        ) => judge_sso_login(user, identity_provider, steps, sign_in, session.as_ref()),
         (assertion, facts) => Verdict::fail(
             format!("{assertion:?}"),
             format!("internal error: facts of another assertion: {facts:?}"),
@@ -439,6 +459,36 @@ fn judge_login_whoami(user: &str, session: &Session) -> Verdict {
         ));
     }
     all_of(parts).with_evidence(session_evidence(session).join("\n"))
+}
+
+fn judge_sso_login(
+    user: &str,
+    idp: &str,
+    steps: &[String],
+    sign_in: &Result<(), String>,
+    session: Option<&Session>,
+) -> Verdict {
+    let trail = steps.join("\n");
+    match (sign_in, session) {
+        (Ok(()), Some(session)) => {
+            let mut v = judge_login_whoami(user, session);
+            v.expected = format!(
+                "an SSO sign-in through `{idp}` and a token login succeed; whoami names `{user}`; logout succeeds"
+            );
+            v.evidence = format!("{trail}\n{}", v.evidence);
+            v
+        }
+        (Err(e), _) => Verdict::fail(
+            format!("an SSO sign-in through `{idp}` ends in a working access token for `{user}`"),
+            format!("the SSO sign-in failed: {e}"),
+        )
+        .with_evidence(trail),
+        (Ok(()), None) => Verdict::fail(
+            format!("an SSO sign-in through `{idp}` ends in a working access token for `{user}`"),
+            "no token login was attempted",
+        )
+        .with_evidence(trail),
+    }
 }
 
 fn judge_media(
@@ -917,6 +967,56 @@ mod tests {
             flows(json!([{"type": "m.login.sso"}])),
             false,
             "without identity providers",
+        );
+    }
+
+    #[test]
+    fn sso_login_passes_only_through_a_token_login_as_the_user() {
+        let spec_body = "assert = \"sso_login\"\nidentity_provider = \"oidc-rave\"\nuser = \"alice\"\nidp_username = \"alice\"\nidp_password = \"p\"";
+        let ok_login = reply(
+            "POST /_matrix/client/v3/login",
+            200,
+            json!({"user_id": "@alice:rave.local"}),
+        );
+        let steps = vec!["GET http://syn/_synapse/client/oidc/callback -> 302 http://syn/_spinup-smoke/sso-return".to_string()];
+        let facts = |sign_in: Result<(), String>, session: Option<Session>| Facts::SsoLogin {
+            steps: steps.clone(),
+            sign_in,
+            session,
+        };
+        let good = session(ok_login.clone(), Some("@alice:rave.local"), 200);
+        let v = judge(&spec(spec_body), &facts(Ok(()), Some(good)));
+        assert!(v.pass, "{v:?}");
+        assert!(
+            v.evidence.contains("oidc/callback") && v.expected.contains("oidc-rave"),
+            "{v:?}"
+        );
+        check(
+            spec_body,
+            facts(
+                Ok(()),
+                Some(session(ok_login, Some("@bob:rave.local"), 200)),
+            ),
+            false,
+            "whoami says @bob:rave.local",
+        );
+        check(
+            spec_body,
+            facts(
+                Err("the identity provider refused the sign-in of alice (status 401)".into()),
+                None,
+            ),
+            false,
+            "refused the sign-in",
+        );
+        check(
+            spec_body,
+            facts(
+                Err("Synapse redirected back without a loginToken".into()),
+                None,
+            ),
+            false,
+            "without a loginToken",
         );
     }
 }

@@ -1,8 +1,9 @@
 //! `[check.matrix]`: asks a Matrix homeserver's client API one question:
 //! which spec versions it speaks, its server version, whether registration
 //! is closed and federation not served, whether a user can log in (and log
-//! out), whether media survive an upload/download round trip, and whether
-//! SSO is advertised.
+//! out), whether media survive an upload/download round trip, whether
+//! SSO is advertised, and whether an SSO login through the identity
+//! provider ends in a working access token.
 //!
 //! Every request is bounded by the check's deadline. Access tokens are
 //! removed from recorded answers and passwords are never recorded.
@@ -48,9 +49,20 @@ struct RawSpec {
     /// `media_roundtrip`: how many random bytes to upload (default 65536, at most 10 MiB).
     #[serde(default)]
     media_bytes: Option<usize>,
-    /// `sso_advertised`: an identity provider id that must be listed (any one by default).
+    /// `sso_advertised`: an identity provider id that must be listed (any one
+    /// by default); `sso_login`: the one to sign in with, e.g. "oidc-rave".
     #[serde(default)]
     identity_provider: Option<String>,
+    /// `sso_login`: the user name at the identity provider.
+    #[serde(default)]
+    idp_username: Option<String>,
+    /// `sso_login`: that user's password there, normally `${secret:...}`.
+    #[serde(default)]
+    idp_password: Option<Password>,
+    /// `sso_login`: where Synapse sends the login token; it must be under
+    /// `sso.client_whitelist` (default `<base_url>/_spinup-smoke/sso-return`).
+    #[serde(default)]
+    return_url: Option<String>,
     /// A PEM file of CA certificates to trust for an https `base_url`.
     #[serde(default)]
     ca_file: Option<PathBuf>,
@@ -67,6 +79,7 @@ pub enum AssertKind {
     LoginWhoami,
     MediaRoundtrip,
     SsoAdvertised,
+    SsoLogin,
 }
 
 impl AssertKind {
@@ -79,6 +92,7 @@ impl AssertKind {
             AssertKind::LoginWhoami => "login_whoami",
             AssertKind::MediaRoundtrip => "media_roundtrip",
             AssertKind::SsoAdvertised => "sso_advertised",
+            AssertKind::SsoLogin => "sso_login",
         }
     }
 }
@@ -115,6 +129,15 @@ pub enum Assertion {
     },
     /// The login flows include `m.login.sso` with an identity provider.
     SsoAdvertised { identity_provider: Option<String> },
+    /// Sign in through the identity provider (its own form), log in with
+    /// the login token Synapse hands back, whoami returns `user`, log out.
+    SsoLogin {
+        identity_provider: String,
+        user: String,
+        idp_username: String,
+        idp_password: Password,
+        return_url: Option<String>,
+    },
 }
 
 impl TryFrom<RawSpec> for Spec {
@@ -130,6 +153,13 @@ impl TryFrom<RawSpec> for Spec {
             AssertKind::LoginWhoami => &["user", "password"],
             AssertKind::MediaRoundtrip => &["user", "password", "media_bytes"],
             AssertKind::SsoAdvertised => &["identity_provider"],
+            AssertKind::SsoLogin => &[
+                "identity_provider",
+                "user",
+                "idp_username",
+                "idp_password",
+                "return_url",
+            ],
         };
         let set = [
             ("expect_versions", raw.expect_versions.is_some()),
@@ -138,6 +168,9 @@ impl TryFrom<RawSpec> for Spec {
             ("password", raw.password.is_some()),
             ("media_bytes", raw.media_bytes.is_some()),
             ("identity_provider", raw.identity_provider.is_some()),
+            ("idp_username", raw.idp_username.is_some()),
+            ("idp_password", raw.idp_password.is_some()),
+            ("return_url", raw.return_url.is_some()),
         ];
         for (field, present) in set {
             if present && !uses.contains(&field) {
@@ -214,6 +247,25 @@ impl TryFrom<RawSpec> for Spec {
             }
             AssertKind::SsoAdvertised => Assertion::SsoAdvertised {
                 identity_provider: raw.identity_provider.clone(),
+            },
+            AssertKind::SsoLogin => Assertion::SsoLogin {
+                identity_provider: raw.identity_provider.clone().ok_or_else(|| {
+                    missing("identity_provider", "`identity_provider = \"oidc-rave\"`")
+                })?,
+                user: raw
+                    .user
+                    .clone()
+                    .ok_or_else(|| missing("user", "`user = \"@alice:rave.local\"`"))?,
+                idp_username: raw.idp_username.clone().ok_or_else(|| {
+                    missing("idp_username", "`idp_username = \"${idp.test_user}\"`")
+                })?,
+                idp_password: raw.idp_password.clone().ok_or_else(|| {
+                    missing(
+                        "idp_password",
+                        "`idp_password = \"${secret:idp_test_password}\"`",
+                    )
+                })?,
+                return_url: raw.return_url.clone(),
             },
         };
         Ok(Spec {
@@ -394,12 +446,17 @@ impl Api<'_> {
     /// Logs in with a password. Returns the exchange (token removed) and
     /// the access token.
     async fn login(&self, user: &str, password: &Password) -> (Exchange, Option<String>) {
-        let body = json!({
+        self.login_with(json!({
             "type": "m.login.password",
             "identifier": { "type": "m.id.user", "user": user },
             "password": password.0,
             "initial_device_display_name": "spinup-smoke probe",
-        });
+        }))
+        .await
+    }
+
+    /// Logs in with any login body (password, `m.login.token`).
+    async fn login_with(&self, body: Value) -> (Exchange, Option<String>) {
         let (exchange, raw) = self
             .exchange(
                 reqwest::Method::POST,
@@ -418,7 +475,14 @@ impl Api<'_> {
 
     /// Logs in and asks whoami. Returns the session and the access token.
     async fn session(&self, user: &str, password: &Password) -> (Session, Option<String>) {
-        let (login, token) = self.login(user, password).await;
+        let login = self.login(user, password).await;
+        self.whoami_after(login).await
+    }
+
+    async fn whoami_after(
+        &self,
+        (login, token): (Exchange, Option<String>),
+    ) -> (Session, Option<String>) {
         let whoami = match &token {
             Some(t) => Some(self.get("/_matrix/client/v3/account/whoami", Some(t)).await),
             None => None,
@@ -485,6 +549,89 @@ async fn gather(spec: &Spec, api: &Api<'_>) -> Facts {
         Assertion::SsoAdvertised { .. } => Facts::SsoAdvertised {
             login_flows: api.get("/_matrix/client/v3/login", None).await,
         },
+        Assertion::SsoLogin {
+            identity_provider,
+            idp_username,
+            idp_password,
+            return_url,
+            ..
+        } => {
+            let return_to = return_url
+                .clone()
+                .unwrap_or_else(|| format!("{}/_spinup-smoke/sso-return", api.base_url));
+            let mut steps = Vec::new();
+            let token = sso_sign_in(
+                api,
+                identity_provider,
+                &return_to,
+                idp_username,
+                idp_password,
+                &mut steps,
+            )
+            .await;
+            let session = match &token {
+                Err(_) => None,
+                Ok(login_token) => {
+                    let login = api
+                        .login_with(json!({
+                            "type": "m.login.token",
+                            "token": login_token,
+                            "initial_device_display_name": "spinup-smoke probe (SSO)",
+                        }))
+                        .await;
+                    let (mut session, access) = api.whoami_after(login).await;
+                    if let Some(access) = &access {
+                        session.logout = Some(api.logout(access).await);
+                    }
+                    Some(session)
+                }
+            };
+            Facts::SsoLogin {
+                steps,
+                sign_in: token.map(|_| ()),
+                session,
+            }
+        }
+    }
+}
+
+/// Starts Synapse's SSO redirect for `idp`, signs in at the identity
+/// provider through its form and returns the login token Synapse hands to
+/// `return_to`.
+async fn sso_sign_in(
+    api: &Api<'_>,
+    idp: &str,
+    return_to: &str,
+    username: &str,
+    password: &Password,
+    steps: &mut Vec<String>,
+) -> Result<String, String> {
+    use crate::probe::oidc::browser::{Browser, Credentials, SignInEnd};
+    let mut start = reqwest::Url::parse(&format!(
+        "{}/_matrix/client/v3/login/sso/redirect/{idp}",
+        api.base_url
+    ))
+    .map_err(|e| format!("the SSO redirect URL: {e}"))?;
+    start
+        .query_pairs_mut()
+        .append_pair("redirectUrl", return_to);
+    let mut browser = Browser::new(&api.client);
+    let credentials = Credentials {
+        username,
+        password: &password.0,
+        username_field: None,
+    };
+    let end = browser.sign_in(&start, return_to, &credentials).await;
+    steps.append(&mut browser.steps);
+    match end? {
+        SignInEnd::Refused { status } => Err(format!(
+            "the identity provider refused the sign-in of {username} (status {status})"
+        )),
+        SignInEnd::Arrived(url) => url
+            .query_pairs()
+            .find(|(k, _)| k == "loginToken")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| "Synapse redirected back without a loginToken".to_string()),
     }
 }
 
@@ -646,6 +793,18 @@ mod tests {
     fn rejects_wrong_fields_with_the_fix() {
         let cases = [
             ("assert = \"versions\"", "needs `expect_versions`"),
+            (
+                "assert = \"sso_login\"\nuser = \"alice\"\nidp_username = \"alice\"\nidp_password = \"p\"",
+                "needs `identity_provider`",
+            ),
+            (
+                "assert = \"sso_login\"\nidentity_provider = \"oidc-rave\"\nuser = \"alice\"\nidp_username = \"alice\"",
+                "needs `idp_password`",
+            ),
+            (
+                "assert = \"login_whoami\"\nuser = \"op\"\npassword = \"p\"\nidp_username = \"x\"",
+                "`idp_username` does not apply",
+            ),
             ("assert = \"versions\"\nexpect_versions = []", "is empty"),
             (
                 "assert = \"login_whoami\"\nuser = \"op\"",

@@ -9,6 +9,7 @@
 //! `tampered_token_rejected`. Every request is bounded by the check's
 //! deadline; codes, tokens and passwords never reach facts or evidence.
 
+pub mod browser;
 pub mod form;
 
 use std::path::PathBuf;
@@ -28,9 +29,7 @@ use serde::Deserialize;
 use crate::judge::oidc::{Discovery, Facts, Login, Outcome, Tamper};
 use crate::judge::{self, Verdict};
 use crate::probe::{error_chain, Password, ProbeContext};
-
-/// Redirects followed in one sign-in before giving up.
-const MAX_HOPS: usize = 20;
+use browser::{text_of, without_query, Browser, Credentials, SignInEnd};
 
 /// The table as written in a profile.
 #[derive(Debug, Clone, Deserialize)]
@@ -241,7 +240,7 @@ async fn gather(
             .map(|s| ClientSecret::new(s.0.clone())),
     )
     .set_redirect_uri(redirect);
-    let mut browser = Browser::new(&http, &spec.issuer);
+    let mut browser = Browser::new(&http);
 
     if spec.assertion == AssertKind::ForeignRedirectRejected {
         let foreign = "https://spinup-smoke.invalid/not-registered";
@@ -294,17 +293,34 @@ async fn gather(
         request = request.add_scope(Scope::new(scope.clone()));
     }
     let (auth_url, state, nonce) = request.url();
+    let credentials = Credentials {
+        username: &user.username,
+        password: &password,
+        username_field: user.username_field.as_deref(),
+    };
     let end = browser
-        .sign_in(&auth_url, &client_spec.redirect_uri, user, &password)
+        .sign_in(&auth_url, &client_spec.redirect_uri, &credentials)
         .await;
     steps.append(&mut browser.steps);
-    let (code, returned_state) = match end? {
+    let arrived = match end? {
         SignInEnd::Refused { status } => return Ok(Outcome::LoginRefused { status }),
-        SignInEnd::Error { error } => {
-            return Err(format!("the provider redirected back with error `{error}`"))
+        SignInEnd::Arrived(url) => url,
+    };
+    let param = |key: &str| {
+        arrived
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (code, returned_state) = match param("code") {
+        Some(_) if wrong => return Ok(Outcome::CodeIssued),
+        Some(code) => (code, param("state")),
+        None => {
+            return Err(format!(
+                "the provider redirected back with error `{}`",
+                param("error").unwrap_or_else(|| "(no code, no error)".into())
+            ))
         }
-        SignInEnd::Code { .. } if wrong => return Ok(Outcome::CodeIssued),
-        SignInEnd::Code { code, state } => (code, state),
     };
     if returned_state.as_deref() != Some(state.secret().as_str()) {
         return Err("the provider returned a different `state` than was sent".into());
@@ -500,243 +516,6 @@ fn tamper_signature(jwt: &str) -> String {
     }
 }
 
-fn without_query(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
-}
-
-/// Visible text of an HTML answer, squeezed, for evidence.
-fn text_of(body: &str) -> String {
-    // Drop style and script elements first.
-    let mut visible = String::new();
-    let lower = body.to_ascii_lowercase();
-    let mut at = 0;
-    while at < body.len() {
-        let next = ["<style", "<script"]
-            .iter()
-            .filter_map(|t| lower[at..].find(t).map(|i| (i + at, *t)))
-            .min();
-        match next {
-            Some((start, tag)) => {
-                visible.push_str(&body[at..start]);
-                let close = format!("</{}", &tag[1..]);
-                at = lower[start..]
-                    .find(&close)
-                    .and_then(|i| lower[start + i..].find('>').map(|j| start + i + j + 1))
-                    .unwrap_or(body.len());
-            }
-            None => {
-                visible.push_str(&body[at..]);
-                break;
-            }
-        }
-    }
-    let mut out = String::new();
-    let mut in_tag = false;
-    for c in visible.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => {
-                in_tag = false;
-                out.push(' ');
-            }
-            _ if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// How a headless sign-in ended.
-enum SignInEnd {
-    Code { code: String, state: Option<String> },
-    Error { error: String },
-    Refused { status: u16 },
-}
-
-struct Page {
-    status: u16,
-    location: Option<Url>,
-    body: String,
-    url: Url,
-}
-
-/// A minimal browser: no automatic redirects, cookies kept for the
-/// provider's origin only, every request written to `steps`.
-struct Browser<'a> {
-    http: &'a reqwest::Client,
-    origin: String,
-    cookies: Vec<(String, String)>,
-    steps: Vec<String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(http: &'a reqwest::Client, issuer: &str) -> Browser<'a> {
-        let origin = Url::parse(issuer)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default();
-        Browser {
-            http,
-            origin,
-            cookies: Vec::new(),
-            steps: Vec::new(),
-        }
-    }
-
-    async fn get(&mut self, url: &Url) -> Result<Page, String> {
-        let request = self.http.get(url.clone());
-        self.send("GET", url, request).await
-    }
-
-    async fn post_form(&mut self, url: &Url, fields: &[(String, String)]) -> Result<Page, String> {
-        let request = self.http.post(url.clone()).form(fields);
-        self.send("POST", url, request).await
-    }
-
-    async fn send(
-        &mut self,
-        method: &str,
-        url: &Url,
-        mut request: reqwest::RequestBuilder,
-    ) -> Result<Page, String> {
-        let same_origin = url.origin().ascii_serialization() == self.origin;
-        if same_origin && !self.cookies.is_empty() {
-            let header = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            request = request.header(reqwest::header::COOKIE, header);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("{method} {}: {}", without_query(url), error_chain(&e)))?;
-        let status = response.status().as_u16();
-        if same_origin {
-            for value in response.headers().get_all(reqwest::header::SET_COOKIE) {
-                if let Ok(text) = value.to_str() {
-                    self.store_cookie(text);
-                }
-            }
-        }
-        let location = response
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| url.join(l).ok());
-        let body = response.text().await.unwrap_or_default();
-        self.steps.push(match &location {
-            Some(l) => format!(
-                "{method} {} -> {status} {}",
-                without_query(url),
-                without_query(l)
-            ),
-            None => format!("{method} {} -> {status}", without_query(url)),
-        });
-        Ok(Page {
-            status,
-            location,
-            body,
-            url: url.clone(),
-        })
-    }
-
-    fn store_cookie(&mut self, header: &str) {
-        let first = header.split(';').next().unwrap_or("");
-        let Some((name, value)) = first.split_once('=') else {
-            return;
-        };
-        let (name, value) = (name.trim().to_string(), value.trim().to_string());
-        let lower = header.to_ascii_lowercase();
-        let expired = value.is_empty()
-            || lower.contains("max-age=0")
-            || lower.contains("expires=thu, 01 jan 1970");
-        self.cookies.retain(|(n, _)| *n != name);
-        if !expired {
-            self.cookies.push((name, value));
-        }
-    }
-
-    /// Follows the provider from the authorization URL through its sign-in
-    /// form (submitted once) to the redirect URI.
-    async fn sign_in(
-        &mut self,
-        auth_url: &Url,
-        redirect_uri: &str,
-        user: &UserSpec,
-        password: &str,
-    ) -> Result<SignInEnd, String> {
-        let mut page = self.get(auth_url).await?;
-        let mut submitted = false;
-        for _ in 0..MAX_HOPS {
-            if let Some(next) = page.location.clone() {
-                if next.as_str().starts_with(redirect_uri) {
-                    let get = |key: &str| {
-                        next.query_pairs()
-                            .find(|(k, _)| k == key)
-                            .map(|(_, v)| v.into_owned())
-                    };
-                    if let Some(code) = get("code") {
-                        return Ok(SignInEnd::Code {
-                            code,
-                            state: get("state"),
-                        });
-                    }
-                    return Ok(SignInEnd::Error {
-                        error: get("error").unwrap_or_else(|| "(no code, no error)".into()),
-                    });
-                }
-                page = self.get(&next).await?;
-                continue;
-            }
-            let login_form = form::find_login_form(&page.body, user.username_field.as_deref());
-            if submitted && (page.status >= 400 || login_form.is_some()) {
-                return Ok(SignInEnd::Refused {
-                    status: page.status,
-                });
-            }
-            if page.status >= 400 {
-                return Err(format!(
-                    "{} answered {}: {}",
-                    without_query(&page.url),
-                    page.status,
-                    judge::excerpt(&text_of(&page.body), 300)
-                ));
-            }
-            let Some(login_form) = login_form else {
-                return Err(format!(
-                    "{} (status {}) shows no sign-in form and does not redirect: {}",
-                    without_query(&page.url),
-                    page.status,
-                    judge::excerpt(&text_of(&page.body), 300)
-                ));
-            };
-            let action = page
-                .url
-                .join(&login_form.action)
-                .map_err(|e| format!("the form's action `{}`: {e}", login_form.action))?;
-            let mut fields = login_form.hidden.clone();
-            fields.push((login_form.username_field.clone(), user.username.clone()));
-            fields.push((login_form.password_field.clone(), password.to_string()));
-            submitted = true;
-            page = if login_form.method == "post" {
-                self.post_form(&action, &fields).await?
-            } else {
-                let mut url = action.clone();
-                url.query_pairs_mut().extend_pairs(&fields);
-                self.get(&url).await?
-            };
-        }
-        Err(format!(
-            "the sign-in did not reach the redirect URI within {MAX_HOPS} redirects"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -819,37 +598,5 @@ mod tests {
         assert!(t.starts_with("aGVhZA.cGF5bG9hZA."));
         assert_eq!(t.len(), jwt.len());
         assert_ne!(tamper("AAAA"), "AAAA");
-    }
-
-    #[test]
-    fn cookies_are_kept_replaced_and_expired() {
-        let http = reqwest::Client::new();
-        let mut b = Browser::new(&http, "http://idp:3000");
-        b.store_cookie("_interaction=abc; path=/interaction/x; httponly");
-        b.store_cookie("_session=s1; path=/");
-        b.store_cookie("_session=s2; path=/");
-        assert_eq!(
-            b.cookies,
-            vec![
-                ("_interaction".into(), "abc".into()),
-                ("_session".into(), "s2".into())
-            ]
-        );
-        b.store_cookie("_interaction=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(b.cookies, vec![("_session".into(), "s2".into())]);
-    }
-
-    #[test]
-    fn evidence_urls_lose_their_queries() {
-        let url = Url::parse("http://idp/cb?code=SECRET&state=x#frag").unwrap();
-        assert_eq!(without_query(&url), "http://idp/cb");
-        assert_eq!(
-            text_of("<p>bad <b>redirect_uri</b></p>"),
-            "bad redirect_uri"
-        );
-        assert_eq!(
-            text_of("<style>h1{x:y}</style><h1>oops</h1><SCRIPT>a<b</SCRIPT> invalid_redirect_uri"),
-            "oops invalid_redirect_uri"
-        );
     }
 }
