@@ -114,15 +114,7 @@ fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
             reqwest::redirect::Policy::none()
         })
         .user_agent(concat!("spinup-smoke/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &spec.ca_file {
-        let pem =
-            std::fs::read(ca).map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {}: {e}", ca.display()))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
+    builder = crate::probe::trust_ca_file(builder, spec.ca_file.as_deref())?;
     for (host, ip) in &spec.resolve {
         let port = reqwest::Url::parse(&spec.url)
             .ok()

@@ -314,23 +314,10 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
 }
 
 fn http_client(spec: &Spec) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("spinup-smoke/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca_file) = &spec.ca_file {
-        let pem = std::fs::read(ca_file).map_err(|e| {
-            format!(
-                "cannot read ca_file {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
-                ca_file.display()
-            )
-        })?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder
+    crate::probe::trust_ca_file(builder, spec.ca_file.as_deref())?
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(&e)))
 }

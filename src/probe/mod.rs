@@ -62,6 +62,29 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Adds the CA certificates of a profile's `ca_file` (PEM) to an HTTP
+/// client's trusted roots.
+pub fn trust_ca_file(
+    mut builder: reqwest::ClientBuilder,
+    ca_file: Option<&std::path::Path>,
+) -> Result<reqwest::ClientBuilder, String> {
+    let Some(ca_file) = ca_file else {
+        return Ok(builder);
+    };
+    let pem = std::fs::read(ca_file).map_err(|e| {
+        format!(
+            "cannot read ca_file {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
+            ca_file.display()
+        )
+    })?;
+    for certificate in reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?
+    {
+        builder = builder.add_root_certificate(certificate);
+    }
+    Ok(builder)
+}
+
 /// A password from a profile: deserialized from a string, never printed.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]

@@ -124,16 +124,10 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
 
 /// GETs the API path of the assertion: (request line, status, body).
 async fn fetch(spec: &Spec, ctx: &ProbeContext) -> Result<(String, u16, String), String> {
-    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
-    if let Some(ca_file) = &spec.ca_file {
-        let pem = std::fs::read(ca_file)
-            .map_err(|e| format!("cannot read ca_file {}: {e}", ca_file.display()))?;
-        for certificate in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?
-        {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
+    let builder = crate::probe::trust_ca_file(
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+        spec.ca_file.as_deref(),
+    )?;
     let client = builder.build().map_err(|e| e.to_string())?;
     let (path, query): (&str, Vec<(&str, &str)>) = match &spec.assertion {
         Assertion::TargetsUp { .. } => ("/api/v1/targets", vec![("state", "active")]),

@@ -472,15 +472,7 @@ fn http_client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, Strin
         // Redirects are followed by hand: the flow must see each one.
         .redirect(reqwest::redirect::Policy::none())
         .timeout(ctx.remaining().max(Duration::from_millis(1)));
-    if let Some(ca_file) = &spec.ca_file {
-        let pem = std::fs::read(ca_file)
-            .map_err(|e| format!("cannot read ca_file {}: {e}", ca_file.display()))?;
-        for certificate in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?
-        {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
+    builder = crate::probe::trust_ca_file(builder, spec.ca_file.as_deref())?;
     builder.build().map_err(|e| e.to_string())
 }
 
