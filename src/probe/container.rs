@@ -135,23 +135,32 @@ impl TryFrom<RawSpec> for Spec {
                 raw.socket
             ));
         }
-        let set = |field: &str, present: bool, kind: &str| {
-            if present {
-                Err(format!(
-                    "`{field}` does not apply to `assert = \"{kind}\"`; remove it"
-                ))
-            } else {
-                Ok(())
-            }
+        let set = [
+            ("min_api_version", raw.min_api_version.is_some()),
+            ("image", raw.image.is_some()),
+            ("command", raw.command.is_some()),
+            ("expect_exit", raw.expect_exit.is_some()),
+            ("expect_output", raw.expect_output.is_some()),
+            ("network", raw.network.is_some()),
+            ("memory", raw.memory.is_some()),
+        ];
+        let (name, uses): (&str, &[&str]) = match raw.assertion {
+            AssertKind::Version => ("version", &["min_api_version"]),
+            AssertKind::Run => (
+                "run",
+                &[
+                    "image",
+                    "command",
+                    "expect_exit",
+                    "expect_output",
+                    "network",
+                    "memory",
+                ],
+            ),
         };
+        crate::probe::reject_unused_fields(name, &set, uses)?;
         let assertion = match raw.assertion {
             AssertKind::Version => {
-                set("image", raw.image.is_some(), "version")?;
-                set("command", raw.command.is_some(), "version")?;
-                set("expect_exit", raw.expect_exit.is_some(), "version")?;
-                set("expect_output", raw.expect_output.is_some(), "version")?;
-                set("network", raw.network.is_some(), "version")?;
-                set("memory", raw.memory.is_some(), "version")?;
                 let min_api_version = match raw.min_api_version {
                     None => None,
                     Some(text) => Some(ApiVersion::parse(&text).ok_or_else(|| {
@@ -161,7 +170,6 @@ impl TryFrom<RawSpec> for Spec {
                 Assertion::Version { min_api_version }
             }
             AssertKind::Run => {
-                set("min_api_version", raw.min_api_version.is_some(), "run")?;
                 let image = raw.image.filter(|i| !i.trim().is_empty()).ok_or(
                     "`assert = \"run\"` needs `image`, e.g. `image = \"localhost/busybox:latest\"`",
                 )?;

@@ -172,13 +172,7 @@ impl TryFrom<RawSpec> for Spec {
             ("idp_password", raw.idp_password.is_some()),
             ("return_url", raw.return_url.is_some()),
         ];
-        for (field, present) in set {
-            if present && !uses.contains(&field) {
-                return Err(format!(
-                    "`{field}` does not apply to `assert = \"{name}\"`; remove it"
-                ));
-            }
-        }
+        crate::probe::reject_unused_fields(name, &set, uses)?;
         let missing = |field: &str, example: &str| {
             format!("`assert = \"{name}\"` needs `{field}`, e.g. {example}")
         };

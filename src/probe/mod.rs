@@ -62,6 +62,25 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Refuses a table that sets a field its assertion does not use: `set`
+/// lists each optional field and whether it is present, `uses` the fields
+/// the assertion reads.
+pub fn reject_unused_fields(
+    assertion: &str,
+    set: &[(&str, bool)],
+    uses: &[&str],
+) -> Result<(), String> {
+    match set
+        .iter()
+        .find(|(field, present)| *present && !uses.contains(field))
+    {
+        Some((field, _)) => Err(format!(
+            "`{field}` does not apply to `assert = \"{assertion}\"`; remove it"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Adds the CA certificates of a profile's `ca_file` (PEM) to an HTTP
 /// client's trusted roots.
 pub fn trust_ca_file(

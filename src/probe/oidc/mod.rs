@@ -138,20 +138,15 @@ impl TryFrom<RawSpec> for Spec {
             ("password", raw.password.is_some()),
             ("username_field", raw.username_field.is_some()),
         ];
-        for (field, present) in client_fields {
-            if present && !kind.needs_client() {
-                return Err(format!(
-                    "`{field}` does not apply to `assert = \"{name}\"`; remove it"
-                ));
-            }
+        let mut uses = Vec::new();
+        if kind.needs_client() {
+            uses.extend(client_fields.iter().map(|(field, _)| *field));
         }
-        for (field, present) in user_fields {
-            if present && !kind.needs_user() {
-                return Err(format!(
-                    "`{field}` does not apply to `assert = \"{name}\"`; remove it"
-                ));
-            }
+        if kind.needs_user() {
+            uses.extend(user_fields.iter().map(|(field, _)| *field));
         }
+        let set: Vec<(&str, bool)> = client_fields.into_iter().chain(user_fields).collect();
+        crate::probe::reject_unused_fields(name, &set, &uses)?;
         let missing = |field: &str, example: &str| {
             format!("`assert = \"{name}\"` needs `{field}`, e.g. {example}")
         };
