@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use spinup_smoke::os::LocalExecutor;
 use spinup_smoke::plan::Plan;
-use spinup_smoke::probe::LocalExecutor;
 use spinup_smoke::profile::{self, LoadOptions, Target};
 use spinup_smoke::run::{self, NoEvents, RunOptions};
 
@@ -74,7 +74,7 @@ fn main() {
             assert!(report
                 .results
                 .iter()
-                .all(|r| r.status == spinup_smoke::model::Outcome::Pass));
+                .all(|r| r.status == spinup_smoke::check::Outcome::Pass));
         }
         println!(
             "{name:<24} load+plan {:>7.1} ms | run (best of 5) {:>7.1} ms | {:>6.1} us/check",

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::check::{OverallStatus, Phase};
 use crate::error::{UserError, UserErrors};
 use crate::exit;
-use crate::model::{OverallStatus, Phase};
 use crate::plan::Plan;
 use crate::profile::{self, LoadOptions, Target};
 use crate::report::console::{Console, Style};
@@ -298,7 +298,7 @@ pub fn render_tree(plan: &Plan) -> String {
             let last = i + 1 == checks.len();
             let branch = if last { "└─" } else { "├─" };
             let mut line = format!("{branch} {} [{}", c.id, c.probe.kind());
-            if c.severity == crate::model::Severity::Warn {
+            if c.severity == crate::check::Severity::Warn {
                 line.push_str(", warn");
             }
             line.push(']');
@@ -430,7 +430,7 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
         jobs: usize::from(args.jobs),
         global_timeout: settings.validation_timeout,
         artifacts_dir: args.out.clone(),
-        executor: Arc::new(crate::probe::LocalExecutor),
+        executor: Arc::new(crate::os::LocalExecutor),
         redact: redact_fn,
         safe_mode: settings.safe_mode,
         so_far: Default::default(),

@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::check::Check;
+use crate::check::Phase;
 use crate::error::{UserError, UserErrors};
-use crate::model::Phase;
-use crate::profile::Check;
 
 /// Checks in execution order: by phase, then topologically within a phase
 /// (stable: profile order where the graph leaves a choice).
@@ -113,10 +113,11 @@ fn cycle_error(pending: &[Check], ids: &BTreeSet<String>) -> UserError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::RetryPolicy;
+    use crate::check::Severity;
+    use crate::checks::tcp;
+    use crate::checks::ProbeSpec;
     use crate::error::Location;
-    use crate::model::Severity;
-    use crate::probe::{tcp, ProbeSpec};
-    use crate::run::retry::RetryPolicy;
     use std::time::Duration;
 
     pub(crate) fn check(id: &str, phase: Phase, needs: &[&str]) -> Check {
@@ -133,7 +134,8 @@ mod tests {
             probe: ProbeSpec::Tcp(tcp::Spec {
                 address: "127.0.0.1:1".into(),
                 open: true,
-            }),
+            })
+            .into_probe(),
             location: Location {
                 file: "p.toml".into(),
                 line: 1,

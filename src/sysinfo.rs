@@ -58,12 +58,10 @@ pub fn parse_os_release(text: &str) -> Option<String> {
 }
 
 fn nix_version() -> Option<String> {
-    let out = std::process::Command::new("nix")
-        .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
+    let mut nix = std::process::Command::new("nix");
+    nix.arg("--version");
+    // A wedged store daemon must not hold up the transcript.
+    let out = crate::os::process::output_within(nix, std::time::Duration::from_secs(5)).ok()?;
     if !out.status.success() {
         return None;
     }

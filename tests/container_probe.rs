@@ -9,10 +9,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use spinup_smoke::check::ProbeContext;
+use spinup_smoke::check::Verdict;
+use spinup_smoke::checks::container::probe::LABEL;
+use spinup_smoke::checks::container::{run, Spec};
 use spinup_smoke::demo::containers::{self, IMAGE};
-use spinup_smoke::judge::Verdict;
-use spinup_smoke::probe::container::{probe, Spec, LABEL};
-use spinup_smoke::probe::ProbeContext;
 
 fn podman_available() -> bool {
     let found = |program: &str| {
@@ -47,7 +48,7 @@ fn run_spec(socket: &Path, command: &str, extra: &str) -> Spec {
 }
 
 async fn check(spec: &Spec, secs: u64) -> Verdict {
-    probe(spec, &ProbeContext::for_tests(secs)).await
+    run(spec, &ProbeContext::for_tests(secs)).await
 }
 
 /// Containers of this probe that the engine still knows.

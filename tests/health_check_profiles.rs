@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use spinup_smoke::probe::ProbeSpec;
+use spinup_smoke::checks::ProbeSpec;
 
 const CONTRACT_VARS: &[(&str, &str)] = &[
     ("host", "127.0.0.1"),

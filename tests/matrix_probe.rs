@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use spinup_smoke::judge::Verdict;
-use spinup_smoke::probe::matrix::{probe, Spec};
-use spinup_smoke::probe::ProbeContext;
+use spinup_smoke::check::ProbeContext;
+use spinup_smoke::check::Verdict;
+use spinup_smoke::checks::matrix::{run, Spec};
 
 // ---------------------------------------------------------------- Synapse
 
@@ -255,7 +255,7 @@ fn spec(base_url: &str, body: &str) -> Spec {
 }
 
 async fn check(base_url: &str, body: &str) -> Verdict {
-    probe(&spec(base_url, body), &ProbeContext::for_tests(20)).await
+    run(&spec(base_url, body), &ProbeContext::for_tests(20)).await
 }
 
 fn assert_pass(v: &Verdict) {
@@ -674,7 +674,7 @@ async fn a_stopped_homeserver_fails_every_assertion_with_its_error() {
 async fn a_homeserver_that_never_answers_fails_at_the_deadline() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let v = probe(
+    let v = run(
         &spec(&url, "assert = \"versions\"\nexpect_versions = [\"v1.1\"]"),
         &ProbeContext::for_tests(1),
     )
@@ -691,7 +691,7 @@ async fn a_homeserver_that_never_answers_fails_at_the_deadline() {
 
 #[tokio::test]
 async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
-    use spinup_smoke::model::Outcome;
+    use spinup_smoke::check::Outcome;
     use spinup_smoke::run::{self, RunOptions};
     let Some(s) = synapse() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -718,7 +718,7 @@ async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
         jobs: 4,
         global_timeout: Duration::from_secs(120),
         artifacts_dir: std::env::temp_dir(),
-        executor: Arc::new(spinup_smoke::probe::LocalExecutor),
+        executor: Arc::new(spinup_smoke::os::LocalExecutor),
         redact: Arc::new(move |text: &str| {
             secrets.iter().fold(text.to_string(), |acc, s| {
                 acc.replace(s.as_str(), "[REDACTED]")

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use spinup_smoke::judge::Verdict;
-use spinup_smoke::probe::oidc::{probe, Spec};
-use spinup_smoke::probe::ProbeContext;
+use spinup_smoke::check::ProbeContext;
+use spinup_smoke::check::Verdict;
+use spinup_smoke::checks::oidc::{run, Spec};
 
 const REDIRECT: &str = "http://127.0.0.1/spinup-smoke/callback";
 
@@ -114,7 +114,7 @@ fn flow(idp: &Idp, assertion: &str, password: &str, extra: &str) -> Spec {
 }
 
 async fn check(spec: &Spec) -> Verdict {
-    probe(spec, &ProbeContext::for_tests(20)).await
+    run(spec, &ProbeContext::for_tests(20)).await
 }
 
 fn assert_no_secret(v: &Verdict, idp: &Idp) {

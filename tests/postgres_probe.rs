@@ -13,10 +13,11 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use spinup_smoke::judge::Verdict;
-use spinup_smoke::model::Outcome;
-use spinup_smoke::probe::postgres::{probe, Spec};
-use spinup_smoke::probe::{LocalExecutor, ProbeContext};
+use spinup_smoke::check::Outcome;
+use spinup_smoke::check::ProbeContext;
+use spinup_smoke::check::Verdict;
+use spinup_smoke::checks::postgres::{self, Spec};
+use spinup_smoke::os::LocalExecutor;
 
 /// A running throwaway cluster: admin `rave_admin`, databases and roles
 /// `gitlab`, `synapse` (collation C) and `grafana`, a NOLOGIN role
@@ -288,7 +289,7 @@ const ADMIN: &str = "user = \"rave_admin\"\npassword = \"ADMIN_PASSWORD\"\n";
 
 async fn check(body: &str) -> Verdict {
     let spec = spec(body);
-    let verdict = probe(&spec, &ProbeContext::for_tests(20)).await;
+    let verdict = postgres::run(&spec, &ProbeContext::for_tests(20)).await;
     let c = cluster();
     for secret in [&c.admin_password, &c.role_password] {
         let all = format!(
@@ -335,12 +336,12 @@ async fn connect_over_a_unix_socket_directory() {
         c.admin_password
     );
     let spec: Spec = toml::from_str(&text).unwrap();
-    let v = probe(&spec, &ProbeContext::for_tests(20)).await;
+    let v = postgres::run(&spec, &ProbeContext::for_tests(20)).await;
     assert_pass(&v);
     // A socket directory counts as this host: disk is measured with statvfs.
     let spec: Spec =
         toml::from_str(&text.replace("\"connect\"", "\"disk\"\nmax_ratio = 1.0")).unwrap();
-    let v = probe(&spec, &ProbeContext::for_tests(20)).await;
+    let v = postgres::run(&spec, &ProbeContext::for_tests(20)).await;
     assert_pass(&v);
     assert!(v.evidence.contains("statvfs on this host"), "{v:?}");
 }
@@ -360,7 +361,7 @@ async fn connect_to_a_stopped_server_fails_with_connection_refused() {
     let port = free_port();
     let text = format!("host = \"127.0.0.1\"\nport = {port}\nuser = \"x\"\nassert = \"connect\"");
     let spec: Spec = toml::from_str(&text).unwrap();
-    let v = probe(&spec, &ProbeContext::for_tests(10)).await;
+    let v = postgres::run(&spec, &ProbeContext::for_tests(10)).await;
     assert_fail_with(&v, "Connection refused");
 }
 
@@ -370,7 +371,7 @@ async fn a_server_that_never_answers_fails_at_the_deadline() {
     let port = listener.local_addr().unwrap().port();
     let text = format!("host = \"127.0.0.1\"\nport = {port}\nuser = \"x\"\nassert = \"connect\"");
     let spec: Spec = toml::from_str(&text).unwrap();
-    let v = probe(&spec, &ProbeContext::for_tests(1)).await;
+    let v = postgres::run(&spec, &ProbeContext::for_tests(1)).await;
     assert!(!v.pass, "{v:?}");
     assert!(
         v.found.contains("deadline") || v.found.contains("timed out"),
@@ -547,7 +548,7 @@ async fn disk_is_measured_where_commands_run_when_the_target_is_remote() {
     if !have_postgres() {
         return;
     }
-    use spinup_smoke::probe::FakeExecutor;
+    use spinup_smoke::os::FakeExecutor;
     // The target's commands run elsewhere (ssh, a VM): the data directory
     // is measured there with df, not with statvfs on this host.
     let executor = Arc::new(FakeExecutor::new());
@@ -559,7 +560,7 @@ async fn disk_is_measured_where_commands_run_when_the_target_is_remote() {
     );
     let mut ctx = ProbeContext::for_tests(20);
     ctx.executor = executor.clone();
-    let v = probe(
+    let v = postgres::run(
         &spec(&format!("{ADMIN}assert = \"disk\"\nmax_ratio = 0.9")),
         &ctx,
     )

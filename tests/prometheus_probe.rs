@@ -8,9 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use spinup_smoke::judge::Verdict;
-use spinup_smoke::probe::prometheus::{probe, Spec};
-use spinup_smoke::probe::ProbeContext;
+use spinup_smoke::check::ProbeContext;
+use spinup_smoke::check::Verdict;
+use spinup_smoke::checks::prometheus::{run, Spec};
 
 static SERVERS: Mutex<Vec<(Child, PathBuf)>> = Mutex::new(Vec::new());
 
@@ -116,13 +116,13 @@ fn spec(url: &str, body: &str) -> Spec {
 /// most 30 times; returns the last verdict.
 async fn probe_until(url: &str, body: &str, pass: bool) -> Verdict {
     let spec = spec(url, body);
-    let mut verdict = probe(&spec, &ProbeContext::for_tests(10)).await;
+    let mut verdict = run(&spec, &ProbeContext::for_tests(10)).await;
     for _ in 0..30 {
         if verdict.pass == pass {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        verdict = probe(&spec, &ProbeContext::for_tests(10)).await;
+        verdict = run(&spec, &ProbeContext::for_tests(10)).await;
     }
     verdict
 }
@@ -154,7 +154,7 @@ async fn healthy_prometheus_passes_targets_up_and_queries() {
     )
     .await;
     assert!(v.pass, "{v:?}");
-    let v = probe(
+    let v = run(
         &spec(
             &url,
             "assert = \"query\"\nquery = \"no_such_metric_anywhere\"",
@@ -163,13 +163,13 @@ async fn healthy_prometheus_passes_targets_up_and_queries() {
     )
     .await;
     assert!(!v.pass && v.found.contains("empty vector result"), "{v:?}");
-    let v = probe(
+    let v = run(
         &spec(&url, "assert = \"query\"\nquery = \"up{\""),
         &ProbeContext::for_tests(10),
     )
     .await;
     assert!(!v.pass && v.found.contains("status 400"), "{v:?}");
-    let v = probe(
+    let v = run(
         &spec(&url, "assert = \"targets_up\"\njobs = [\"synapse\"]"),
         &ProbeContext::for_tests(10),
     )
@@ -188,13 +188,13 @@ async fn a_dead_scrape_target_fails_targets_up_naming_it() {
     };
     // The dead target is "unknown" until its first scrape, then "down".
     let spec = spec(&url, "assert = \"targets_up\"");
-    let mut v = probe(&spec, &ProbeContext::for_tests(10)).await;
+    let mut v = run(&spec, &ProbeContext::for_tests(10)).await;
     for _ in 0..30 {
         if v.found.contains("is down") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        v = probe(&spec, &ProbeContext::for_tests(10)).await;
+        v = run(&spec, &ProbeContext::for_tests(10)).await;
     }
     assert!(!v.pass, "{v:?}");
     assert!(v.found.contains(&format!("extra {dead} is down")), "{v:?}");
@@ -204,7 +204,7 @@ async fn a_dead_scrape_target_fails_targets_up_naming_it() {
 #[tokio::test]
 async fn a_stopped_prometheus_fails_with_the_connection_error() {
     let url = format!("http://127.0.0.1:{}", free_port());
-    let v = probe(
+    let v = run(
         &spec(&url, "assert = \"targets_up\""),
         &ProbeContext::for_tests(5),
     )

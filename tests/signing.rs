@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::TimeZone;
 
-use spinup_smoke::model::{Attempt, CheckResult, Outcome, OverallStatus, Phase, Severity};
+use spinup_smoke::check::{Attempt, CheckResult, Outcome, OverallStatus, Phase, Severity};
 use spinup_smoke::redact::Redactor;
 use spinup_smoke::report::{self, ImageInfo, RunInfo, Written};
 use spinup_smoke::run::report::RunReport;

@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spinup_smoke::judge::Verdict;
-use spinup_smoke::probe::{self, LocalExecutor, ProbeContext, RunSoFar};
+use spinup_smoke::check::ProbeContext;
+use spinup_smoke::check::RunSoFar;
+use spinup_smoke::check::Verdict;
+use spinup_smoke::checks;
+use spinup_smoke::os::LocalExecutor;
 use spinup_smoke::vm::{machine::process_alive, registry};
 
 static ONE_VM_TEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -68,7 +71,7 @@ fn ctx(secs: u64, artifacts: &Path) -> ProbeContext {
     }
 }
 
-fn boot_spec(name: &str, image: &Path, guest: &Guest, extra: &str) -> probe::vm::Spec {
+fn boot_spec(name: &str, image: &Path, guest: &Guest, extra: &str) -> checks::vm::Spec {
     toml::from_str(&format!(
         "name = {name:?}\nimage = {:?}\nkernel = {:?}\ninitrd = {:?}\n{extra}",
         image.display().to_string(),
@@ -130,34 +133,34 @@ async fn build_and_image_checks_on_the_real_guest_image() {
     let out = tempfile::tempdir().unwrap();
     // The script answers from its cache here: this proves the command,
     // exit code and the published files, not the 4-minute build.
-    let build: probe::build::Spec = toml::from_str(&format!(
+    let build: checks::build::Spec = toml::from_str(&format!(
         "command = [{:?}, {:?}]\nmax_duration = \"30m\"",
         script().display().to_string(),
         out.path().display().to_string()
     ))
     .unwrap();
-    let v = probe::build::probe(&build, &ctx(1800, artifacts.path())).await;
+    let v = checks::build::run(&build, &ctx(1800, artifacts.path())).await;
     assert!(v.pass, "{v:?}");
     assert!(v.metrics.contains_key("build_seconds"));
     assert!(out.path().join("guest.qcow2").exists());
 
-    let image: probe::image::Spec = toml::from_str(&format!(
+    let image: checks::image::Spec = toml::from_str(&format!(
         "path = {:?}\nformat = \"qcow2\"\nmin_virtual_size = \"3GiB\"",
         guest.image.display().to_string()
     ))
     .unwrap();
-    let v = probe::image::probe(&image, &ctx(300, artifacts.path())).await;
+    let v = checks::image::run(&image, &ctx(300, artifacts.path())).await;
     assert!(v.pass, "{v:?}");
     let digest = spinup_smoke::digest::sha256_file(&guest.image).unwrap();
     assert!(v.evidence.starts_with(&digest), "{v:?}");
     eprintln!("guest image digest {digest}");
 
-    let too_big: probe::image::Spec = toml::from_str(&format!(
+    let too_big: checks::image::Spec = toml::from_str(&format!(
         "path = {:?}\nmin_virtual_size = \"8GiB\"",
         guest.image.display().to_string()
     ))
     .unwrap();
-    let v = probe::image::probe(&too_big, &ctx(300, artifacts.path())).await;
+    let v = checks::image::run(&too_big, &ctx(300, artifacts.path())).await;
     assert!(
         !v.pass && v.found.contains("virtual size 3.00 GiB"),
         "{v:?}"
@@ -174,7 +177,7 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
     let artifacts = tempfile::tempdir().unwrap();
     let rss_before = rss_kib();
     let boot = boot_spec("itest-guest", &guest.image, &guest, "");
-    let v = probe::vm::probe(&boot, &ctx(900, artifacts.path())).await;
+    let v = checks::vm::run(&boot, &ctx(900, artifacts.path())).await;
     assert!(v.pass, "{v:?}");
     eprintln!(
         "boot: {} / {}",
@@ -186,50 +189,50 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
     assert!(vm.console_log.exists());
     let image_digest_before = spinup_smoke::digest::sha256_file(&guest.image).unwrap();
 
-    let command = |text: &str| -> probe::vm_command::Spec {
+    let command = |text: &str| -> checks::vm_command::Spec {
         toml::from_str(&format!("vm = \"itest-guest\"\n{text}")).unwrap()
     };
     let c = ctx(120, artifacts.path());
     let v =
-        probe::vm_command::probe(&command("run = [\"nproc\"]\nstdout_equals = \"2\\n\""), &c).await;
+        checks::vm_command::run(&command("run = [\"nproc\"]\nstdout_equals = \"2\\n\""), &c).await;
     assert!(v.pass, "{v:?}");
     assert!(v.evidence.contains("ssh root@127.0.0.1"), "{v:?}");
-    let v = probe::vm_command::probe(&command("script = \"echo in-guest >&2; exit 7\""), &c).await;
+    let v = checks::vm_command::run(&command("script = \"echo in-guest >&2; exit 7\""), &c).await;
     assert!(!v.pass && v.found.contains("exit code 7"), "{v:?}");
     assert!(v.evidence.contains("in-guest"), "{v:?}");
 
-    let systemd = |text: &str| -> probe::systemd::Spec {
+    let systemd = |text: &str| -> checks::systemd::Spec {
         toml::from_str(&format!("vm = \"itest-guest\"\n{text}")).unwrap()
     };
     // The runner retries until the deadline: the guest may still be starting.
     let running = systemd("assert = \"system_running\"");
-    let v = until_pass(600, || probe::systemd::probe(&running, &c)).await;
+    let v = until_pass(600, || checks::systemd::run(&running, &c)).await;
     assert!(v.pass, "{v:?}");
     assert!(v.metrics.contains_key("boot_userspace_seconds"), "{v:?}");
     assert!(v.metrics.contains_key("boot_kernel_seconds"), "{v:?}");
     eprintln!("systemd: {v:?}");
-    let v = probe::systemd::probe(&systemd("assert = \"no_failed_units\""), &c).await;
+    let v = checks::systemd::run(&systemd("assert = \"no_failed_units\""), &c).await;
     assert!(v.pass, "{v:?}");
-    let v = probe::systemd::probe(
+    let v = checks::systemd::run(
         &systemd("assert = \"unit_active\"\nunit = \"ssh.service\""),
         &c,
     )
     .await;
     assert!(v.pass && v.metrics.contains_key("n_restarts"), "{v:?}");
-    let v = probe::systemd::probe(
+    let v = checks::systemd::run(
         &systemd("assert = \"unit_active\"\nunit = \"postgresql@15-main.service\""),
         &c,
     )
     .await;
     assert!(v.pass, "{v:?}");
     // A oneshot unit is active but `exited`, not `running`.
-    let v = probe::systemd::probe(
+    let v = checks::systemd::run(
         &systemd("assert = \"unit_active\"\nunit = \"spinup-ssh-key.service\""),
         &c,
     )
     .await;
     assert!(!v.pass && v.found.contains("active/exited"), "{v:?}");
-    let v = probe::systemd::probe(
+    let v = checks::systemd::run(
         &systemd("assert = \"unit_active\"\nunit = \"no-such.service\""),
         &c,
     )
@@ -237,16 +240,16 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
     assert!(!v.pass && v.found.contains("not found"), "{v:?}");
 
     // A unit fails for real: the system is degraded and the unit is named.
-    let v = probe::vm_command::probe(
+    let v = checks::vm_command::run(
         &command("run = [\"systemd-run\", \"--unit=spinup-breaks\", \"--wait\", \"false\"]\nexit_code = 1"),
         &c,
     )
     .await;
     assert!(v.pass, "{v:?}");
-    let v = probe::systemd::probe(&running, &c).await;
+    let v = checks::systemd::run(&running, &c).await;
     assert!(!v.pass && v.found.contains("degraded"), "{v:?}");
     assert!(v.evidence.contains("spinup-breaks.service"), "{v:?}");
-    let v = probe::systemd::probe(&systemd("assert = \"no_failed_units\""), &c).await;
+    let v = checks::systemd::run(&systemd("assert = \"no_failed_units\""), &c).await;
     assert!(
         !v.pass && v.found.contains("spinup-breaks.service"),
         "{v:?}"
@@ -271,7 +274,7 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
         spinup_smoke::digest::sha256_file(&guest.image).unwrap(),
         image_digest_before
     );
-    let v = probe::systemd::probe(&running, &c).await;
+    let v = checks::systemd::run(&running, &c).await;
     assert!(!v.pass && v.found.contains("no running VM"), "{v:?}");
 }
 
@@ -292,7 +295,7 @@ async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing
         .unwrap();
     assert!(status.success());
     let boot = boot_spec("itest-corrupt", &corrupt, &guest, "");
-    let v = probe::vm::probe(&boot, &ctx(600, artifacts.path())).await;
+    let v = checks::vm::run(&boot, &ctx(600, artifacts.path())).await;
     assert!(!v.pass, "{v:?}");
     assert!(v.evidence.contains("console tail:"), "{v:?}");
     assert!(
@@ -319,7 +322,7 @@ async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
         &guest,
         "kernel_args = \"systemd.mask=ssh.service\"",
     );
-    let v = probe::vm::probe(&boot, &ctx(90, artifacts.path())).await;
+    let v = checks::vm::run(&boot, &ctx(90, artifacts.path())).await;
     assert!(!v.pass, "{v:?}");
     assert!(
         v.found.contains("did not answer before the deadline"),
@@ -339,7 +342,7 @@ async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
     let artifacts = tempfile::tempdir().unwrap();
     let boot = boot_spec("itest-dies", &guest.image, &guest, "accel = \"tcg\"");
     let context = ctx(900, artifacts.path());
-    let booting = tokio::spawn(async move { probe::vm::probe(&boot, &context).await });
+    let booting = tokio::spawn(async move { checks::vm::run(&boot, &context).await });
     let artifacts_path = artifacts.path().to_path_buf();
     // Wait for the kernel's banner on the console, then kill QEMU.
     let killer = async {
@@ -387,14 +390,14 @@ async fn sandbox_cycle_proves_limits_isolation_job_result_and_cleanup() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
     let artifacts = tempfile::tempdir().unwrap();
-    let spec: probe::sandbox::Spec = toml::from_str(&format!(
+    let spec: checks::sandbox::Spec = toml::from_str(&format!(
         "image = {:?}\nkernel = {:?}\ninitrd = {:?}\nisolation = true\njob = [\"sh\", \"-c\", \"echo job-ran-in-$(hostname); exit 3\"]\njob_stdout_contains = [\"job-ran-in-spinup-guest\"]",
         guest.image.display().to_string(),
         guest.kernel.display().to_string(),
         guest.initrd.display().to_string()
     ))
     .unwrap();
-    let v = probe::sandbox::probe(&spec, &ctx(1200, artifacts.path())).await;
+    let v = checks::sandbox::run(&spec, &ctx(1200, artifacts.path())).await;
     eprintln!("sandbox: {v:?}");
     assert!(!v.pass, "{v:?}");
     // The only failure is the job's exit code.

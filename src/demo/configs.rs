@@ -361,7 +361,7 @@ pub async fn register_synapse_users(layout: &Layout, ports: &Ports) -> Result<()
             let text = response.text().await.unwrap_or_default();
             return Err(UserError::new(format!(
                 "registering {user} on synapse: {status} {}",
-                crate::judge::excerpt(&text, 300)
+                crate::check::excerpt(&text, 300)
             )));
         }
     }

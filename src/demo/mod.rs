@@ -157,7 +157,7 @@ async fn http_ok(url: String) -> Result<(), String> {
     match http_client().get(&url).send().await {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("{url}: status {}", r.status())),
-        Err(e) => Err(format!("{url}: {}", crate::probe::http::error_chain(&e))),
+        Err(e) => Err(format!("{url}: {}", crate::error::error_chain(&e))),
     }
 }
 

@@ -46,7 +46,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
         .ok()
 }
 
-pub use crate::probe::exec::process_alive as alive;
+pub use crate::os::exec::process_alive as alive;
 
 pub fn spawn(state: &Path, launch: &Launch) -> Result<u32, UserError> {
     use std::os::unix::process::CommandExt;

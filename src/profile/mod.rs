@@ -15,10 +15,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::check::RawRetry;
+use crate::check::{Check, RetryPolicy};
+use crate::check::{HumanDuration, Severity};
+use crate::checks::ProbeSpec;
+use crate::checks::RawCheck;
 use crate::error::{Location, UserError, UserErrors};
-use crate::model::{HumanDuration, Phase, Severity};
-use crate::probe::{ProbeSpec, RawCheck, RawRetry};
-use crate::run::retry::RetryPolicy;
 pub use target::Target;
 
 /// Default deadline of a check when neither it nor `[defaults]` sets one.
@@ -61,22 +63,6 @@ struct RawDefaults {
     retry: Option<RawRetry>,
     #[serde(default)]
     severity: Option<Severity>,
-}
-
-/// A ready check: defaults applied, target values interpolated.
-#[derive(Debug, Clone)]
-pub struct Check {
-    pub id: String,
-    pub phase: Phase,
-    pub description: String,
-    pub service: String,
-    pub severity: Severity,
-    pub timeout: Duration,
-    pub retry: RetryPolicy,
-    pub needs: Vec<String>,
-    pub hint: Option<String>,
-    pub probe: ProbeSpec,
-    pub location: Location,
 }
 
 /// A profile file that was read, with its digest for the transcript.
@@ -411,7 +397,7 @@ fn build_check(
         retry,
         needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
         hint: raw.hint.clone(),
-        probe,
+        probe: probe.into_probe(),
         location,
         id,
     })

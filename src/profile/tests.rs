@@ -2,7 +2,7 @@
 //! the error must contain (file:line:column, field, hint).
 
 use super::*;
-use crate::probe::ProbeSpec;
+use crate::checks::ProbeSpec;
 
 fn load_text(text: &str) -> Result<Profiles, UserErrors> {
     load_texts(&[("p.toml", text)])
@@ -66,7 +66,7 @@ fn a_good_profile_loads_with_defaults_applied() {
     assert_eq!(a.timeout, Duration::from_secs(3));
     assert_eq!(a.retry.max_attempts, None);
     assert_eq!(a.location.line, 9);
-    match &a.probe {
+    match spec_of(a) {
         ProbeSpec::Tcp(spec) => assert_eq!(spec.address, "127.0.0.1:5432"),
         #[allow(unreachable_patterns)]
         other => panic!("{other:?}"),
@@ -197,7 +197,7 @@ fn all_errors_are_reported_at_once() {
 fn facts_become_typed_vars_and_budgets_follow_safe_mode() {
     let text = "[profile]\nfacts = \"facts.json\"\n[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"127.0.0.1:${facts.ports.ssh}\"\n[[check]]\nid = \"b\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:${budget.build_seconds}\"\n";
     let p = load_text(text).unwrap();
-    match (&p.checks[0].probe, &p.checks[1].probe) {
+    match (spec_of(&p.checks[0]), spec_of(&p.checks[1])) {
         (ProbeSpec::Tcp(a), ProbeSpec::Tcp(b)) => {
             assert_eq!(a.address, "127.0.0.1:22");
             assert_eq!(b.address, "x:900");
@@ -248,4 +248,12 @@ mod fuzz {
             let _ = load_text(&text);
         }
     }
+}
+
+fn spec_of(check: &crate::check::Check) -> &ProbeSpec {
+    check
+        .probe
+        .as_any()
+        .downcast_ref::<ProbeSpec>()
+        .expect("profiles load into ProbeSpec")
 }

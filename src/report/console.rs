@@ -9,7 +9,7 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::model::{CheckResult, Outcome, OverallStatus};
+use crate::check::{CheckResult, Outcome, OverallStatus};
 use crate::run::{Event, EventSink, RunReport};
 
 /// How the console looks.
@@ -237,7 +237,7 @@ pub fn format_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Phase, Severity};
+    use crate::check::{Phase, Severity};
     use std::collections::BTreeMap;
 
     fn result(id: &str, status: Outcome) -> CheckResult {

@@ -7,7 +7,7 @@ use ed25519_dalek::Signer;
 use serde_json::json;
 
 use super::RunInfo;
-use crate::model::{Outcome, OverallStatus};
+use crate::check::{Outcome, OverallStatus};
 use crate::run::RunReport;
 use crate::sign::{pae, SigningMaterial};
 

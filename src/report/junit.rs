@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::model::Outcome;
+use crate::check::Outcome;
 use crate::run::RunReport;
 
 pub fn render(report: &RunReport) -> String {
     let mut junit = Report::new(format!("spinup-smoke {}", report.session_id));
-    for phase in crate::model::Phase::ALL {
+    for phase in crate::check::Phase::ALL {
         let results: Vec<_> = report.results.iter().filter(|r| r.phase == phase).collect();
         if results.is_empty() {
             continue;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::model::{Attempt, CheckResult, OverallStatus, Phase, Severity};
+use crate::check::{Attempt, CheckResult, OverallStatus, Phase, Severity};
 use crate::sign::verify::{verify_file, VerifyError};
 
 fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
@@ -40,7 +40,7 @@ fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
     }
 }
 
-use crate::model::Outcome;
+use crate::check::Outcome;
 
 fn report(status: OverallStatus) -> RunReport {
     let start = chrono::Utc::now();

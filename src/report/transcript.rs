@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::RunInfo;
-use crate::model::{CheckResult, Outcome, OverallStatus, Phase};
+use crate::check::{CheckResult, Outcome, OverallStatus, Phase};
 use crate::run::RunReport;
 
 pub const SCHEMA_VERSION: &str = "spinup-smoke.transcript/v1";

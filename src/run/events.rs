@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::model::{CheckResult, Phase};
+use crate::check::{CheckResult, Phase};
 use crate::run::RunReport;
 
 #[derive(Debug)]

@@ -9,7 +9,6 @@
 
 pub mod events;
 pub mod report;
-pub mod retry;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -21,11 +20,14 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
-use crate::judge::{excerpt, Verdict};
-use crate::model::{Attempt, CheckResult, Outcome, OverallStatus, Severity};
+use crate::check::excerpt;
+use crate::check::Check;
+use crate::check::ProbeContext;
+use crate::check::RunSoFar;
+use crate::check::Verdict;
+use crate::check::{Attempt, CheckResult, Outcome, OverallStatus, Severity};
+use crate::os::CommandExecutor;
 use crate::plan::Plan;
-use crate::probe::{CommandExecutor, ProbeContext, RunSoFar};
-use crate::profile::Check;
 pub use events::{Event, EventSink, NoEvents};
 pub use report::RunReport;
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{CheckResult, OverallStatus, Phase};
+use crate::check::{CheckResult, OverallStatus, Phase};
 
 #[derive(Debug, Clone)]
 pub struct RunReport {

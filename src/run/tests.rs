@@ -1,8 +1,10 @@
 use super::*;
+use crate::check::RetryPolicy;
+use crate::check::{Phase, Severity};
+use crate::checks::tcp;
+use crate::checks::ProbeSpec;
 use crate::error::Location;
-use crate::model::{Phase, Severity};
-use crate::probe::{tcp, LocalExecutor, ProbeSpec};
-use crate::run::retry::RetryPolicy;
+use crate::os::LocalExecutor;
 use std::sync::Mutex;
 
 fn tcp_check(id: &str, phase: Phase, address: &str, needs: &[&str]) -> Check {
@@ -19,7 +21,8 @@ fn tcp_check(id: &str, phase: Phase, address: &str, needs: &[&str]) -> Check {
         probe: ProbeSpec::Tcp(tcp::Spec {
             address: address.into(),
             open: true,
-        }),
+        })
+        .into_probe(),
         location: Location {
             file: "t.toml".into(),
             line: 1,
@@ -292,7 +295,8 @@ async fn independent_checks_of_a_phase_run_concurrently() {
             d = dir.path().display()
         );
         let mut c = tcp_check(&format!("meet.{me}"), Phase::Services, "unused:1", &[]);
-        c.probe = ProbeSpec::Command(toml::from_str(&format!("script = {script:?}")).unwrap());
+        c.probe = ProbeSpec::Command(toml::from_str(&format!("script = {script:?}")).unwrap())
+            .into_probe();
         c
     };
     let plan = Plan::build(vec![rendezvous("a", "b"), rendezvous("b", "a")], &[]).unwrap();

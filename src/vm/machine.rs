@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use super::accel::{self, AccelChoice, AccelDecision};
 use super::ssh::SshExecutor;
 use super::{ByteSize, ImageFormat};
-use crate::probe::exec::{CommandExecutor, CommandSpec, LocalExecutor};
+use crate::os::exec::{CommandExecutor, CommandSpec, LocalExecutor};
 
 /// What to boot and how.
 #[derive(Debug, Clone, PartialEq)]
@@ -551,7 +551,7 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-pub use crate::probe::exec::process_alive;
+pub use crate::os::exec::process_alive;
 
 /// QEMU's `-name` for a VM (how leftover processes are found).
 pub fn qemu_name(vm_name: &str) -> String {

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::probe::exec::{CommandExecutor, CommandSpec, ExecFuture, LocalExecutor};
+use crate::os::exec::{CommandExecutor, CommandSpec, ExecFuture, LocalExecutor};
 
 /// Runs commands as `user@host -p port` with the private key `key`.
 #[derive(Debug, Clone)]

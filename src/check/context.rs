@@ -1,0 +1,76 @@
+//! What a probe may use while it runs: the executor of the target, the
+//! attempt's deadline, the artifacts directory and what the run measured so far.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::model::Phase;
+use crate::os::{CommandExecutor, LocalExecutor};
+
+/// What a probe may use while it runs.
+#[derive(Clone)]
+pub struct ProbeContext {
+    /// Where commands run (this host, ssh, a VM).
+    pub executor: Arc<dyn CommandExecutor>,
+    /// The end of this attempt: every network step must finish before it.
+    pub deadline: Instant,
+    /// The run's artifacts directory (probes may store evidence files here).
+    pub artifacts_dir: PathBuf,
+    /// What earlier checks and phases measured (for budget checks).
+    pub so_far: Arc<RunSoFar>,
+}
+
+/// Facts of the run so far: phase wall times and check metrics. The runner
+/// records them; `budget` checks read them.
+#[derive(Debug, Default)]
+pub struct RunSoFar {
+    inner: std::sync::Mutex<SoFar>,
+}
+
+#[derive(Debug, Default)]
+struct SoFar {
+    phase_ms: std::collections::BTreeMap<Phase, u64>,
+    metrics: std::collections::HashMap<String, std::collections::BTreeMap<String, f64>>,
+}
+
+impl RunSoFar {
+    pub fn record_phase(&self, phase: Phase, ms: u64) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.phase_ms.insert(phase, ms);
+        }
+    }
+    pub fn record_metrics(&self, check: &str, metrics: &std::collections::BTreeMap<String, f64>) {
+        if let Ok(mut s) = self.inner.lock() {
+            s.metrics.insert(check.to_string(), metrics.clone());
+        }
+    }
+    pub fn phase_ms(&self, phase: Phase) -> Option<u64> {
+        self.inner.lock().ok()?.phase_ms.get(&phase).copied()
+    }
+    pub fn metric(&self, check: &str, name: &str) -> Option<f64> {
+        self.inner
+            .lock()
+            .ok()?
+            .metrics
+            .get(check)?
+            .get(name)
+            .copied()
+    }
+}
+
+impl ProbeContext {
+    /// Time left in this attempt.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+    /// A context for unit tests: local executor, deadline in `secs`.
+    pub fn for_tests(secs: u64) -> ProbeContext {
+        ProbeContext {
+            executor: Arc::new(LocalExecutor),
+            deadline: Instant::now() + Duration::from_secs(secs),
+            artifacts_dir: std::env::temp_dir(),
+            so_far: Arc::new(RunSoFar::default()),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! `[check.budget]`: budgets as assertions (phase `performance`): the wall
+//! time of a finished phase, a metric another check recorded, or memory
+//! (the host's in-use memory, or a cgroup's peak: a peak, not a sample).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::judge;
+use super::judge::Measured;
+use crate::check::Phase;
+use crate::check::ProbeContext;
+use crate::check::Verdict;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The wall time of this (earlier) phase, in seconds.
+    #[serde(default)]
+    pub phase: Option<Phase>,
+    /// `check-id/metric-name`: a number an earlier check recorded.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Memory in use on this host (MemTotal - MemAvailable), in GiB.
+    #[serde(default)]
+    pub host_memory: bool,
+    /// A cgroup's peak memory file (v2 `memory.peak`, v1
+    /// `memory.max_usage_in_bytes`), in GiB.
+    #[serde(default)]
+    pub memory_peak_file: Option<PathBuf>,
+    /// The budget, in the measured unit (seconds, GiB, or the metric's unit).
+    pub max: f64,
+}
+
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+    let measured = match (spec.phase, &spec.metric, spec.host_memory, &spec.memory_peak_file) {
+        (Some(phase), None, false, None) => match ctx.so_far.phase_ms(phase) {
+            Some(ms) => Ok(Measured { what: format!("phase {phase}"), value: ms as f64 / 1000.0, unit: "s" }),
+            None => Err(format!("phase {phase} has not run in this session (select it with --phase, or check the profiles)")),
+        },
+        (None, Some(metric), false, None) => match metric.split_once('/') {
+            Some((check, name)) => match ctx.so_far.metric(check, name) {
+                Some(v) => Ok(Measured { what: format!("{check} {name}"), value: v, unit: "" }),
+                None => Err(format!("check `{check}` recorded no metric `{name}` in this run")),
+            },
+            None => Err(format!("metric `{metric}` must be written `check-id/metric-name`")),
+        },
+        (None, None, true, None) => std::fs::read_to_string("/proc/meminfo")
+            .map_err(|e| format!("cannot read /proc/meminfo: {e}"))
+            .and_then(|t| judge::used_memory_kib(&t).ok_or_else(|| "no MemTotal/MemAvailable in /proc/meminfo".into()))
+            .map(|kib| Measured { what: "host memory in use".into(), value: kib as f64 / 1024.0 / 1024.0, unit: " GiB" }),
+        (None, None, false, Some(file)) => std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))
+            .and_then(|t| t.trim().parse::<u64>().map_err(|_| format!("{} holds no byte count", file.display())))
+            .map(|bytes| Measured { what: format!("peak memory ({})", file.display()), value: bytes as f64 / (1u64 << 30) as f64, unit: " GiB" }),
+        _ => Err("give exactly one of `phase`, `metric`, `host_memory = true`, `memory_peak_file`".into()),
+    };
+    judge::judge(spec, &measured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(text: &str) -> Spec {
+        toml::from_str(text).unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_phase_times_metrics_and_memory() {
+        let ctx = ProbeContext::for_tests(5);
+        ctx.so_far.record_phase(Phase::Services, 2500);
+        ctx.so_far.record_metrics(
+            "boot.vm",
+            &[("boot_to_ssh_seconds".to_string(), 22.0)].into(),
+        );
+        assert!(
+            probe(&spec("phase = \"services\"\nmax = 300"), &ctx)
+                .await
+                .pass
+        );
+        let v = probe(&spec("phase = \"services\"\nmax = 1"), &ctx).await;
+        assert!(!v.pass && v.found.contains("2.5"), "{v:?}");
+        assert!(
+            probe(
+                &spec("metric = \"boot.vm/boot_to_ssh_seconds\"\nmax = 600"),
+                &ctx
+            )
+            .await
+            .pass
+        );
+        let v = probe(&spec("metric = \"boot.vm/nope\"\nmax = 1"), &ctx).await;
+        assert!(!v.pass && v.found.contains("no metric `nope`"), "{v:?}");
+        let v = probe(&spec("phase = \"boot\"\nmax = 1"), &ctx).await;
+        assert!(!v.pass && v.found.contains("has not run"), "{v:?}");
+        assert!(
+            probe(&spec("host_memory = true\nmax = 100000"), &ctx)
+                .await
+                .pass
+        );
+        let v = probe(&spec("host_memory = true\nmax = 0.000001"), &ctx).await;
+        assert!(!v.pass, "{v:?}");
+        let v = probe(&spec("max = 1"), &ctx).await;
+        assert!(!v.pass && v.found.contains("exactly one"), "{v:?}");
+    }
+}

@@ -1,0 +1,219 @@
+//! `[check.image]`: a built disk image is a valid image of the expected
+//! format and size (`qemu-img info --output=json`, plus `qemu-img check`
+//! for qcow2), and its streamed SHA-256 digest is recorded (evidence line
+//! `sha256:<hex>`; optionally compared with an expected digest).
+//!
+//! `qemu-img` runs through the check's executor; the digest is read from
+//! this host's filesystem (the image must be local).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::judge;
+use super::judge::CheckReport;
+use super::judge::Facts;
+use super::judge::ImageInfo;
+use crate::check::ProbeContext;
+use crate::check::Verdict;
+use crate::os::CommandSpec;
+use crate::vm::{ByteSize, ImageFormat};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The image file (e.g. `${image.path}`).
+    pub path: PathBuf,
+    /// The format it must have: "qcow2" (default) or "raw".
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// Smallest acceptable virtual disk size, e.g. "2GiB".
+    #[serde(default)]
+    pub min_virtual_size: Option<ByteSize>,
+    /// Expected digest `sha256:<hex>`; absent: the digest is only recorded.
+    #[serde(default)]
+    pub digest: Option<String>,
+    /// Run `qemu-img check` on qcow2 images (default true).
+    #[serde(default = "yes")]
+    pub consistency_check: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+    let path = spec.path.display().to_string();
+    let file_bytes = std::fs::metadata(&spec.path).map(|m| m.len()).ok();
+    let info = qemu_img_info(&path, ctx).await;
+    let check = if spec.format == ImageFormat::Qcow2
+        && spec.consistency_check
+        && matches!(&info, Ok(i) if i.format == "qcow2")
+    {
+        Some(qemu_img_check(&path, ctx).await)
+    } else {
+        None
+    };
+    let hash_started = Instant::now();
+    let digest = match file_bytes {
+        None => Err(format!("{path} cannot be read")),
+        Some(_) => {
+            let file = spec.path.clone();
+            let hashing = tokio::task::spawn_blocking(move || crate::digest::sha256_file(&file));
+            match tokio::time::timeout(ctx.remaining(), hashing).await {
+                Ok(Ok(Ok(d))) => Ok(d),
+                Ok(Ok(Err(e))) => Err(format!("reading {path}: {e}")),
+                Ok(Err(e)) => Err(format!("hashing task failed: {e}")),
+                Err(_) => Err("hashing did not finish before the deadline".into()),
+            }
+        }
+    };
+    let facts = Facts {
+        path,
+        file_bytes,
+        info,
+        check,
+        digest,
+        hash_seconds: hash_started.elapsed().as_secs_f64(),
+    };
+    judge::judge(spec, &facts)
+}
+
+async fn qemu_img_info(path: &str, ctx: &ProbeContext) -> Result<ImageInfo, String> {
+    let cmd = CommandSpec::new("qemu-img", &["info", "--output=json", path]);
+    let out = ctx
+        .executor
+        .run(&cmd, ctx.deadline)
+        .await
+        .map_err(|e| format!("`{}`: {e}", cmd.display()))?;
+    if out.exit_code != Some(0) {
+        return Err(format!(
+            "`{}` failed: {}",
+            cmd.display(),
+            out.stderr_text().trim()
+        ));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("`{}` printed no JSON: {e}", cmd.display()))?;
+    Ok(ImageInfo {
+        format: json["format"].as_str().unwrap_or("").to_string(),
+        virtual_size: json["virtual-size"].as_u64().unwrap_or(0),
+        actual_size: json["actual-size"].as_u64(),
+        corrupt: json["format-specific"]["data"]["corrupt"].as_bool(),
+        backing_file: json["backing-filename"].as_str().map(str::to_string),
+    })
+}
+
+async fn qemu_img_check(path: &str, ctx: &ProbeContext) -> Result<CheckReport, String> {
+    let cmd = CommandSpec::new("qemu-img", &["check", "-f", "qcow2", "--output=json", path]);
+    let out = ctx
+        .executor
+        .run(&cmd, ctx.deadline)
+        .await
+        .map_err(|e| format!("`{}`: {e}", cmd.display()))?;
+    // Exit 2 (corruptions) and 3 (leaks) still print the JSON report.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        format!(
+            "`{}` failed (exit {:?}): {}",
+            cmd.display(),
+            out.exit_code,
+            out.stderr_text().trim()
+        )
+    })?;
+    let count = |key: &str| json[key].as_u64().unwrap_or(0);
+    Ok(CheckReport {
+        check_errors: count("check-errors"),
+        corruptions: count("corruptions"),
+        leaks: count("leaks"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(path: &std::path::Path, extra: &str) -> Spec {
+        toml::from_str(&format!("path = {:?}\n{extra}", path.display().to_string())).unwrap()
+    }
+
+    fn qemu_img(args: &[&str]) {
+        let status = std::process::Command::new("qemu-img")
+            .args(args)
+            .status()
+            .expect("qemu-img is installed");
+        assert!(status.success(), "qemu-img {args:?}");
+    }
+
+    #[tokio::test]
+    async fn a_real_qcow2_passes_with_its_digest_and_fails_a_larger_minimum() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.qcow2");
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &image.display().to_string(),
+            "64M",
+        ]);
+        let expected_digest = crate::digest::sha256_file(&image).unwrap();
+        let ctx = ProbeContext::for_tests(30);
+        let v = probe(&spec(&image, "min_virtual_size = \"64MiB\""), &ctx).await;
+        assert!(v.pass, "{v:?}");
+        assert!(v.evidence.starts_with(&expected_digest), "{v:?}");
+        assert_eq!(v.metrics["image_virtual_size_bytes"], (64u64 << 20) as f64);
+
+        let v = probe(&spec(&image, "min_virtual_size = \"1GiB\""), &ctx).await;
+        assert!(!v.pass);
+        assert!(v.found.contains("64.0 MiB"), "{v:?}");
+
+        let v = probe(&spec(&image, "digest = \"sha256:00\""), &ctx).await;
+        assert!(!v.pass);
+        assert!(v.found.contains(&expected_digest), "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_or_wrong_format_images_fail_for_the_right_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = ProbeContext::for_tests(30);
+        // Random bytes: QEMU sees a raw image, not the qcow2 we expect.
+        let random = dir.path().join("random.qcow2");
+        let noise: Vec<u8> = (0..65536u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        std::fs::write(&random, noise).unwrap();
+        let v = probe(&spec(&random, ""), &ctx).await;
+        assert!(!v.pass);
+        assert!(v.found.contains("format raw"), "{v:?}");
+        // A qcow2 whose L1 table offset was overwritten cannot be opened.
+        let broken = dir.path().join("broken.qcow2");
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &broken.display().to_string(),
+            "64M",
+        ]);
+        let mut bytes = std::fs::read(&broken).unwrap();
+        bytes[40..48].copy_from_slice(&[0xff; 8]);
+        std::fs::write(&broken, bytes).unwrap();
+        let v = probe(&spec(&broken, ""), &ctx).await;
+        assert!(!v.pass);
+        assert!(v.found.contains("L1 table"), "{v:?}");
+        // A missing file.
+        let v = probe(&spec(&dir.path().join("absent.qcow2"), ""), &ctx).await;
+        assert!(!v.pass);
+        assert!(v.found.contains("absent.qcow2"), "{v:?}");
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_sizes_are_rejected() {
+        let err = toml::from_str::<Spec>("path = \"x\"\nformat = \"vmdk\"").unwrap_err();
+        assert!(err.to_string().contains("vmdk"), "{err}");
+        let err =
+            toml::from_str::<Spec>("path = \"x\"\nmin_virtual_size = \"2 parsecs\"").unwrap_err();
+        assert!(err.to_string().contains("unknown unit"), "{err}");
+    }
+}

@@ -1,0 +1,589 @@
+//! `[check.oidc]`: an OpenID Connect provider, driven the way a browser and
+//! a relying party would drive it (openidconnect for discovery, the code
+//! exchange and ID-token verification; a headless sign-in through the
+//! provider's own HTML form, cookies kept across its redirects).
+//!
+//! Assertions: `discovery`, `login` (authorization code + PKCE + nonce; the
+//! ID token's signature, iss, aud, exp and nonce verified; userinfo's `sub`
+//! matches), `wrong_password_rejected`, `foreign_redirect_rejected` and
+//! `tampered_token_rejected`. Every request is bounded by the check's
+//! deadline; codes, tokens and passwords never reach facts or evidence.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreClient, CoreIdToken, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
+};
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::judge;
+use super::judge::{Discovery, Facts, Login, Outcome, Tamper};
+use crate::check::ProbeContext;
+use crate::check::Verdict;
+use crate::checks::Password;
+use crate::error::error_chain;
+use crate::web::browser::{text_of, without_query, Browser, Credentials, SignInEnd};
+
+/// The table as written in a profile.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    /// The issuer URL, exactly as the provider names itself.
+    issuer: String,
+    #[serde(rename = "assert")]
+    assertion: AssertKind,
+    client_id: Option<String>,
+    /// Normally `${secret:...}`; omit for a public client.
+    client_secret: Option<Password>,
+    redirect_uri: Option<String>,
+    /// Scopes besides `openid`.
+    scopes: Option<Vec<String>>,
+    username: Option<String>,
+    password: Option<Password>,
+    /// The sign-in form's user name field, when the first text field is not it.
+    username_field: Option<String>,
+    /// A PEM file of CA certificates to trust for an https issuer.
+    ca_file: Option<PathBuf>,
+}
+
+/// The assertion names accepted by `assert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssertKind {
+    Discovery,
+    Login,
+    WrongPasswordRejected,
+    ForeignRedirectRejected,
+    TamperedTokenRejected,
+}
+
+impl AssertKind {
+    fn name(self) -> &'static str {
+        match self {
+            AssertKind::Discovery => "discovery",
+            AssertKind::Login => "login",
+            AssertKind::WrongPasswordRejected => "wrong_password_rejected",
+            AssertKind::ForeignRedirectRejected => "foreign_redirect_rejected",
+            AssertKind::TamperedTokenRejected => "tampered_token_rejected",
+        }
+    }
+    fn needs_client(self) -> bool {
+        self != AssertKind::Discovery
+    }
+    fn needs_user(self) -> bool {
+        matches!(
+            self,
+            AssertKind::Login
+                | AssertKind::WrongPasswordRejected
+                | AssertKind::TamperedTokenRejected
+        )
+    }
+}
+
+/// A checked `[check.oidc]` table.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "RawSpec")]
+pub struct Spec {
+    /// Without a trailing slash.
+    pub issuer: String,
+    pub ca_file: Option<PathBuf>,
+    pub assertion: AssertKind,
+    pub client: Option<ClientSpec>,
+    pub user: Option<UserSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientSpec {
+    pub client_id: String,
+    pub client_secret: Option<Password>,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSpec {
+    pub username: String,
+    pub password: Password,
+    pub username_field: Option<String>,
+}
+
+impl TryFrom<RawSpec> for Spec {
+    type Error = String;
+
+    fn try_from(raw: RawSpec) -> Result<Spec, String> {
+        let kind = raw.assertion;
+        let name = kind.name();
+        let issuer = raw.issuer.trim().trim_end_matches('/').to_string();
+        if Url::parse(&issuer).map(|u| u.scheme().starts_with("http")) != Ok(true) {
+            return Err(format!(
+                "`issuer = \"{}\"` is not an http(s) URL; write e.g. `issuer = \"https://gitlab.example.org\"`",
+                raw.issuer
+            ));
+        }
+        let client_fields = [
+            ("client_id", raw.client_id.is_some()),
+            ("client_secret", raw.client_secret.is_some()),
+            ("redirect_uri", raw.redirect_uri.is_some()),
+            ("scopes", raw.scopes.is_some()),
+        ];
+        let user_fields = [
+            ("username", raw.username.is_some()),
+            ("password", raw.password.is_some()),
+            ("username_field", raw.username_field.is_some()),
+        ];
+        let mut uses = Vec::new();
+        if kind.needs_client() {
+            uses.extend(client_fields.iter().map(|(field, _)| *field));
+        }
+        if kind.needs_user() {
+            uses.extend(user_fields.iter().map(|(field, _)| *field));
+        }
+        let set: Vec<(&str, bool)> = client_fields.into_iter().chain(user_fields).collect();
+        crate::checks::reject_unused_fields(name, &set, &uses)?;
+        let missing = |field: &str, example: &str| {
+            format!("`assert = \"{name}\"` needs `{field}`, e.g. {example}")
+        };
+        let client = if kind.needs_client() {
+            let client_id = raw
+                .client_id
+                .filter(|c| !c.trim().is_empty())
+                .ok_or_else(|| missing("client_id", "`client_id = \"spinup-smoke\"`"))?;
+            let redirect_uri = raw.redirect_uri.ok_or_else(|| {
+                missing("redirect_uri", "`redirect_uri = \"http://127.0.0.1/spinup-smoke/callback\"` (registered for the client)")
+            })?;
+            Url::parse(&redirect_uri)
+                .map_err(|e| format!("`redirect_uri = \"{redirect_uri}\"` is not a URL: {e}"))?;
+            Some(ClientSpec {
+                client_id,
+                client_secret: raw.client_secret,
+                redirect_uri,
+                scopes: raw.scopes.unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        let user = if kind.needs_user() {
+            Some(UserSpec {
+                username: raw
+                    .username
+                    .ok_or_else(|| missing("username", "`username = \"${idp.test_user}\"`"))?,
+                password: raw.password.ok_or_else(|| {
+                    missing("password", "`password = \"${secret:idp_test_password}\"`")
+                })?,
+                username_field: raw.username_field,
+            })
+        } else {
+            None
+        };
+        Ok(Spec {
+            issuer,
+            ca_file: raw.ca_file,
+            assertion: kind,
+            client,
+            user,
+        })
+    }
+}
+
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+    let mut steps = Vec::new();
+    let outcome = match tokio::time::timeout(ctx.remaining(), gather(spec, ctx, &mut steps)).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(e)) => Outcome::Failed(e),
+        Err(_) => Outcome::Failed("the flow did not finish before the check's deadline".into()),
+    };
+    judge::judge(spec, &Facts { steps, outcome })
+}
+
+async fn gather(
+    spec: &Spec,
+    ctx: &ProbeContext,
+    steps: &mut Vec<String>,
+) -> Result<Outcome, String> {
+    let http = http_client(spec, ctx)?;
+    let issuer = IssuerUrl::new(spec.issuer.clone()).map_err(|e| format!("issuer: {e}"))?;
+    steps.push(format!(
+        "GET {}/.well-known/openid-configuration (and its jwks_uri)",
+        spec.issuer
+    ));
+    let metadata = CoreProviderMetadata::discover_async(issuer, &http)
+        .await
+        .map_err(|e| format!("discovery failed: {}", error_chain(&e)))?;
+    if spec.assertion == AssertKind::Discovery {
+        return discovery_facts(spec, &http, &metadata)
+            .await
+            .map(Outcome::Discovered);
+    }
+    let (Some(client_spec), user) = (&spec.client, &spec.user) else {
+        return Err("internal: no client for a flow assertion".into());
+    };
+    let redirect = RedirectUrl::new(client_spec.redirect_uri.clone())
+        .map_err(|e| format!("redirect_uri: {e}"))?;
+    let client = CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(client_spec.client_id.clone()),
+        client_spec
+            .client_secret
+            .as_ref()
+            .map(|s| ClientSecret::new(s.0.clone())),
+    )
+    .set_redirect_uri(redirect);
+    let mut browser = Browser::new(&http);
+
+    if spec.assertion == AssertKind::ForeignRedirectRejected {
+        let foreign = "https://spinup-smoke.invalid/not-registered";
+        let mut url = Url::parse(metadata.authorization_endpoint().as_str())
+            .map_err(|e| format!("authorization_endpoint: {e}"))?;
+        let (challenge, _verifier) = PkceCodeChallenge::new_random_sha256();
+        url.query_pairs_mut()
+            .append_pair("client_id", &client_spec.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid")
+            .append_pair("redirect_uri", foreign)
+            .append_pair("state", CsrfToken::new_random().secret())
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", "S256");
+        let page = browser.get(&url).await?;
+        steps.append(&mut browser.steps);
+        let location = page.location.as_ref().map(without_query);
+        let followed = page
+            .location
+            .as_ref()
+            .is_some_and(|l| l.as_str().starts_with(foreign));
+        return Ok(Outcome::ForeignRedirect {
+            status: page.status,
+            location,
+            followed,
+            answer: crate::check::excerpt(&text_of(&page.body), 200),
+        });
+    }
+
+    let Some(user) = user else {
+        return Err("internal: no user for a sign-in assertion".into());
+    };
+    let wrong = spec.assertion == AssertKind::WrongPasswordRejected;
+    let password = if wrong {
+        // Certainly not the user's password: theirs with more appended.
+        format!("{}-not-the-password", user.password.0)
+    } else {
+        user.password.0.clone()
+    };
+    let started = Instant::now();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in &client_spec.scopes {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    let (auth_url, state, nonce) = request.url();
+    let credentials = Credentials {
+        username: &user.username,
+        password: &password,
+        username_field: user.username_field.as_deref(),
+    };
+    let end = browser
+        .sign_in(&auth_url, &client_spec.redirect_uri, &credentials)
+        .await;
+    steps.append(&mut browser.steps);
+    let arrived = match end? {
+        SignInEnd::Refused { status } => return Ok(Outcome::LoginRefused { status }),
+        SignInEnd::Arrived(url) => url,
+    };
+    let param = |key: &str| {
+        arrived
+            .query_pairs()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    let (code, returned_state) = match param("code") {
+        Some(_) if wrong => return Ok(Outcome::CodeIssued),
+        Some(code) => (code, param("state")),
+        None => {
+            return Err(format!(
+                "the provider redirected back with error `{}`",
+                param("error").unwrap_or_else(|| "(no code, no error)".into())
+            ))
+        }
+    };
+    if returned_state.as_deref() != Some(state.secret().as_str()) {
+        return Err("the provider returned a different `state` than was sent".into());
+    }
+    steps.push(format!(
+        "POST {} (code + PKCE verifier)",
+        without_query(
+            &Url::parse(metadata.token_endpoint().map(|t| t.as_str()).unwrap_or(""))
+                .unwrap_or_else(|_| auth_url.clone())
+        )
+    ));
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| format!("no token endpoint: {e}"))?
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .map_err(|e| format!("the code exchange failed: {}", error_chain(&e)))?;
+    let id_token = token
+        .extra_fields()
+        .id_token()
+        .ok_or("the token response has no id_token")?;
+    let verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .map_err(|e| format!("the ID token does not verify: {}", error_chain(&e)))?;
+    let login_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let subject = claims.subject().to_string();
+
+    if spec.assertion == AssertKind::TamperedTokenRejected {
+        let userinfo = metadata
+            .userinfo_endpoint()
+            .ok_or("the provider has no userinfo_endpoint")?
+            .url()
+            .clone();
+        let genuine = token.access_token().secret().clone();
+        let genuine_status = bearer_status(&http, &userinfo, &genuine).await?;
+        let tampered_status = bearer_status(&http, &userinfo, &tamper(&genuine)).await?;
+        steps.push(format!(
+            "GET {} with the access token -> {genuine_status}; with one character changed -> {tampered_status}",
+            without_query(&userinfo)
+        ));
+        let tampered_id = tamper_signature(&id_token.to_string());
+        let id_token_rejected = match CoreIdToken::from_str(&tampered_id) {
+            Err(e) => Ok(format!("it no longer parses: {e}")),
+            Ok(t) => match t.claims(&verifier, &nonce) {
+                Err(e) => Ok(error_chain(&e)),
+                Ok(_) => Err("the ID token with a changed signature still verified".into()),
+            },
+        };
+        return Ok(Outcome::Tamper(Tamper {
+            genuine_status,
+            tampered_status,
+            id_token_rejected,
+        }));
+    }
+
+    let userinfo_subject = match client.user_info(token.access_token().clone(), None) {
+        Err(e) => Err(format!("no userinfo endpoint: {e}")),
+        Ok(request) => {
+            steps.push("GET userinfo with the access token".into());
+            request
+                .request_async::<openidconnect::EmptyAdditionalClaims, _, openidconnect::core::CoreGenderClaim>(&http)
+                .await
+                .map(|c: CoreUserInfoClaims| c.subject().to_string())
+                .map_err(|e| format!("userinfo failed: {}", error_chain(&e)))
+        }
+    };
+    let now = chrono::Utc::now();
+    Ok(Outcome::LoggedIn(Login {
+        subject,
+        issuer: claims.issuer().to_string(),
+        audiences: claims.audiences().iter().map(|a| a.to_string()).collect(),
+        expires_in_s: (claims.expiration() - now).num_seconds(),
+        alg: id_token
+            .signing_alg()
+            .ok()
+            .and_then(|a| serde_json::to_value(a).ok())
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_else(|| "?".into()),
+        userinfo_subject,
+        login_ms,
+    }))
+}
+
+async fn discovery_facts(
+    spec: &Spec,
+    http: &reqwest::Client,
+    metadata: &CoreProviderMetadata,
+) -> Result<Discovery, String> {
+    // PKCE methods are an RFC 8414 field the typed metadata does not carry.
+    let raw: serde_json::Value = http
+        .get(format!("{}/.well-known/openid-configuration", spec.issuer))
+        .send()
+        .await
+        .map_err(|e| error_chain(&e))?
+        .json()
+        .await
+        .map_err(|e| format!("the discovery document is not JSON: {}", error_chain(&e)))?;
+    let strings = |key: &str| -> Vec<String> {
+        raw[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut missing = Vec::new();
+    for key in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "jwks_uri",
+    ] {
+        if raw[key].as_str().is_none_or(|s| s.is_empty()) {
+            missing.push(key.to_string());
+        }
+    }
+    let keys = metadata.jwks().keys();
+    let mut kids: Vec<String> = keys
+        .iter()
+        .filter_map(|k| {
+            use openidconnect::JsonWebKey;
+            k.key_id().map(|id| id.to_string())
+        })
+        .collect();
+    kids.sort();
+    let mut duplicates: Vec<String> = kids
+        .windows(2)
+        .filter(|w| w[0] == w[1])
+        .map(|w| w[0].clone())
+        .collect();
+    duplicates.dedup();
+    Ok(Discovery {
+        issuer: metadata.issuer().to_string(),
+        response_types: strings("response_types_supported"),
+        pkce_methods: strings("code_challenge_methods_supported"),
+        signing_algs: strings("id_token_signing_alg_values_supported"),
+        jwks_keys: keys.len(),
+        duplicate_kids: duplicates,
+        missing_endpoints: missing,
+    })
+}
+
+fn http_client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        // Redirects are followed by hand: the flow must see each one.
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ctx.remaining().max(Duration::from_millis(1)));
+    builder = crate::web::trust_ca_file(builder, spec.ca_file.as_deref())?;
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn bearer_status(http: &reqwest::Client, url: &Url, token: &str) -> Result<u16, String> {
+    http.get(url.clone())
+        .bearer_auth(token)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|e| format!("GET {}: {}", without_query(url), error_chain(&e)))
+}
+
+/// The token with one character in its middle changed.
+fn tamper(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    if chars.is_empty() {
+        return "x".into();
+    }
+    let at = chars.len() / 2;
+    chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+/// A JWT with one character inside its signature changed (not the last,
+/// whose low bits base64url may ignore).
+fn tamper_signature(jwt: &str) -> String {
+    match jwt.rfind('.') {
+        Some(dot) if jwt.len() - dot > 8 => {
+            let (head, signature) = jwt.split_at(dot + 1);
+            format!("{head}{}", tamper(signature))
+        }
+        _ => tamper(jwt),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: &str) -> Result<Spec, String> {
+        toml::from_str::<Spec>(&format!("issuer = \"http://127.0.0.1:3000/\"\n{body}"))
+            .map_err(|e| e.to_string())
+    }
+
+    const CLIENT: &str = "client_id = \"c\"\nredirect_uri = \"http://127.0.0.1/cb\"\n";
+    const USER: &str = "username = \"alice\"\npassword = \"pw\"\n";
+
+    #[test]
+    fn reads_each_assertion_with_its_fields() {
+        let s = parse("assert = \"discovery\"").unwrap();
+        assert_eq!(s.issuer, "http://127.0.0.1:3000");
+        assert!(s.client.is_none() && s.user.is_none());
+        let s = parse(&format!(
+            "assert = \"login\"\n{CLIENT}{USER}scopes = [\"profile\"]"
+        ))
+        .unwrap();
+        assert_eq!(
+            s.client.as_ref().unwrap().scopes,
+            vec!["profile".to_string()]
+        );
+        assert_eq!(s.user.as_ref().unwrap().username, "alice");
+        let s = parse(&format!("assert = \"foreign_redirect_rejected\"\n{CLIENT}")).unwrap();
+        assert!(s.user.is_none());
+    }
+
+    #[test]
+    fn rejects_wrong_fields_with_the_fix() {
+        let cases = [
+            (
+                "assert = \"discovery\"\nclient_id = \"c\"".to_string(),
+                "`client_id` does not apply",
+            ),
+            (format!("assert = \"login\"\n{USER}"), "needs `client_id`"),
+            (format!("assert = \"login\"\n{CLIENT}"), "needs `username`"),
+            (
+                format!("assert = \"login\"\n{CLIENT}username = \"a\""),
+                "needs `password`",
+            ),
+            (
+                format!("assert = \"foreign_redirect_rejected\"\n{CLIENT}{USER}"),
+                "`username` does not apply",
+            ),
+            (
+                format!(
+                    "assert = \"login\"\nclient_id = \"c\"\nredirect_uri = \"not a url\"\n{USER}"
+                ),
+                "is not a URL",
+            ),
+            ("assert = \"sso\"".to_string(), "unknown variant `sso`"),
+        ];
+        for (body, expect) in cases {
+            let err = parse(&body).unwrap_err();
+            assert!(err.contains(expect), "{body:?}: {err}");
+        }
+        let err =
+            toml::from_str::<Spec>("issuer = \"idp.local\"\nassert = \"discovery\"").unwrap_err();
+        assert!(err.to_string().contains("not an http(s) URL"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_passwords_and_secrets() {
+        let s = parse(&format!("assert = \"login\"\n{CLIENT}client_secret = \"s3cr3t\"\nusername = \"a\"\npassword = \"hunter2\"")).unwrap();
+        let text = format!("{s:?}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cr3t"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn tampering_changes_the_signature_and_nothing_else() {
+        let jwt = "aGVhZA.cGF5bG9hZA.c2lnbmF0dXJlc2lnbmF0dXJl";
+        let t = tamper_signature(jwt);
+        assert_ne!(t, jwt);
+        assert!(t.starts_with("aGVhZA.cGF5bG9hZA."));
+        assert_eq!(t.len(), jwt.len());
+        assert_ne!(tamper("AAAA"), "AAAA");
+    }
+}

@@ -1,0 +1,12 @@
+//! `[check.sandbox]`: one full sandbox cycle the way RAVE runs agent jobs:
+
+pub mod judge;
+pub mod probe;
+
+use crate::check::{ProbeContext, Verdict};
+pub use probe::Spec;
+
+/// Gathers the facts and judges them.
+pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+    probe::probe(spec, ctx).await
+}

@@ -1,0 +1,392 @@
+//! `[check.sandbox]`: one full sandbox cycle the way RAVE runs agent jobs:
+//! provision a VM (4 GiB, 2 vCPU by default) on a qcow2 copy-on-write
+//! overlay of the base image, prove the limits from inside the guest
+//! (/proc/meminfo MemTotal, nproc), run the job and collect its output and
+//! exit code, tear the VM down, and prove the cleanup: QEMU gone, overlay
+//! removed, forwarded port closed, no tap device left behind, no QEMU of
+//! this sandbox in the process table. With `isolation = true` two sandboxes
+//! run at once; each writes a marker and must not see the other's.
+//!
+//! Sandbox VMs belong to this check alone (not the session registry); if
+//! the check is cancelled, dropping them kills QEMU.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use super::judge;
+use super::judge::{Facts, GuestLimits, Isolation, JobRun};
+use crate::check::ProbeContext;
+use crate::check::Verdict;
+use crate::os::CommandExecutor;
+use crate::os::CommandSpec;
+use crate::vm::{self, AccelChoice, ByteSize, ImageFormat, RunningVm, VmConfig};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// The base image (never written; each sandbox gets its own overlay).
+    pub image: PathBuf,
+    /// "qcow2" (default) or "raw".
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// Kernel for direct kernel boot.
+    pub kernel: PathBuf,
+    /// Initial ramdisk for the kernel.
+    #[serde(default)]
+    pub initrd: Option<PathBuf>,
+    /// Sandbox memory limit (default "4GiB", RAVE's sandbox size).
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// Sandbox vCPU limit (default 2).
+    #[serde(default = "default_cpus")]
+    pub cpus: u32,
+    /// The job, as argv run in the guest, e.g. ["sh", "-c", "make test"].
+    pub job: Vec<String>,
+    /// The job's expected exit code (default 0).
+    #[serde(default)]
+    pub job_exit_code: i32,
+    /// Texts the job's stdout must contain.
+    #[serde(default)]
+    pub job_stdout_contains: Vec<String>,
+    /// Lowest MemTotal accepted, as a percentage of `memory` (default 85:
+    /// the kernel keeps some memory for itself).
+    #[serde(default = "default_mem_floor")]
+    pub min_memory_percent: u32,
+    /// Run two sandboxes at once and prove neither sees the other's files.
+    #[serde(default)]
+    pub isolation: bool,
+    /// "auto" (default), "kvm" or "tcg".
+    #[serde(default)]
+    pub accel: AccelChoice,
+}
+
+/// Numbers sandbox cycles so concurrent cycles never share a VM name.
+static SANDBOX_CYCLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn default_memory() -> ByteSize {
+    ByteSize(4 << 30)
+}
+fn default_cpus() -> u32 {
+    2
+}
+fn default_mem_floor() -> u32 {
+    85
+}
+
+impl Spec {
+    fn config(&self, name: &str, ctx: &ProbeContext) -> VmConfig {
+        VmConfig {
+            name: name.into(),
+            image: self.image.clone(),
+            format: self.format,
+            kernel: self.kernel.clone(),
+            initrd: self.initrd.clone(),
+            extra_kernel_args: String::new(),
+            memory: self.memory,
+            cpus: self.cpus,
+            accel: self.accel,
+            artifacts_dir: ctx.artifacts_dir.clone(),
+        }
+    }
+}
+
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+    if spec.job.is_empty() {
+        return Verdict::probe_error(
+            "a sandbox job",
+            "`job` is empty: give argv, e.g. job = [\"sh\", \"-c\", \"echo hello\"]",
+        );
+    }
+    let cycle_started = Instant::now();
+    let taps_before = tap_devices();
+    let cycle = SANDBOX_CYCLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let names: Vec<String> = if spec.isolation {
+        vec![format!("sandbox{cycle}-a"), format!("sandbox{cycle}-b")]
+    } else {
+        vec![format!("sandbox{cycle}")]
+    };
+    let configs: Vec<VmConfig> = names.iter().map(|n| spec.config(n, ctx)).collect();
+    let boots = futures_join_all(configs.iter().map(|c| vm::boot(c, ctx.deadline))).await;
+
+    let mut facts = Facts {
+        memory_bytes: spec.memory.0,
+        cpus: spec.cpus,
+        ..Facts::default()
+    };
+    let mut running: Vec<RunningVm> = Vec::new();
+    for boot in boots {
+        match boot {
+            Ok(vm) => {
+                facts.accel = Some(vm.accel.to_string());
+                facts.boot_to_ssh_seconds.push(vm.boot_to_ssh.as_secs_f64());
+                facts
+                    .console_logs
+                    .push(vm.console_log.display().to_string());
+                running.push(vm);
+            }
+            Err(failure) => {
+                facts.boot_failures.push(format!(
+                    "{}\nconsole tail:\n{}",
+                    failure.reason, failure.console_tail
+                ));
+            }
+        }
+    }
+    if facts.boot_failures.is_empty() {
+        if let Some(first) = running.first() {
+            let ssh = first.executor();
+            facts.limits = Some(guest_limits(&ssh, ctx.deadline).await);
+            facts.job = Some(run_job(spec, &ssh, ctx.deadline).await);
+        }
+        if let [a, b] = running.as_slice() {
+            facts.isolation = Some(isolation(a, b, ctx.deadline).await);
+        }
+    }
+    for vm in &running {
+        let report = vm.teardown().await;
+        facts
+            .leftover_qemu
+            .extend(qemu_processes_named(&vm::machine::qemu_name(&vm.name)));
+        facts.teardowns.push(report);
+    }
+    drop(running);
+    let taps_after = tap_devices();
+    facts.new_taps = taps_after
+        .into_iter()
+        .filter(|t| !taps_before.contains(t))
+        .collect();
+    facts.cycle_seconds = cycle_started.elapsed().as_secs_f64();
+    judge::judge(spec, &facts)
+}
+
+/// Awaits every future concurrently (a tiny join_all without a new crate).
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, fut) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => results[i] = Some(out),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}
+
+async fn guest_limits(ssh: &dyn CommandExecutor, deadline: Instant) -> GuestLimits {
+    let cmd = CommandSpec::new("sh", &["-c", "grep '^MemTotal:' /proc/meminfo; nproc"]);
+    match ssh.run(&cmd, deadline).await {
+        Ok(out) if out.exit_code == Some(0) => {
+            let text = out.stdout_text();
+            let mem_total_kib = text
+                .lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok());
+            let nproc = text.lines().last().and_then(|l| l.trim().parse().ok());
+            GuestLimits {
+                mem_total_kib,
+                nproc,
+                raw: text,
+                error: None,
+            }
+        }
+        Ok(out) => GuestLimits {
+            error: Some(format!(
+                "reading limits exited {:?}: {}",
+                out.exit_code,
+                out.stderr_text().trim()
+            )),
+            ..GuestLimits::default()
+        },
+        Err(e) => GuestLimits {
+            error: Some(format!("reading limits: {e}")),
+            ..GuestLimits::default()
+        },
+    }
+}
+
+async fn run_job(spec: &Spec, ssh: &dyn CommandExecutor, deadline: Instant) -> JobRun {
+    let cmd = CommandSpec {
+        program: spec.job[0].clone(),
+        args: spec.job[1..].to_vec(),
+        ..CommandSpec::default()
+    };
+    let started = Instant::now();
+    match ssh.run(&cmd, deadline).await {
+        Ok(out) => JobRun {
+            command: cmd.display(),
+            exit_code: out.exit_code,
+            stdout: out.stdout_text(),
+            stderr: out.stderr_text(),
+            seconds: started.elapsed().as_secs_f64(),
+            error: None,
+        },
+        Err(e) => JobRun {
+            command: cmd.display(),
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            seconds: started.elapsed().as_secs_f64(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Each sandbox writes a marker with a random token; then each looks for
+/// the other's marker file and token anywhere under /root and /tmp.
+async fn isolation(a: &RunningVm, b: &RunningVm, deadline: Instant) -> Isolation {
+    let token = |who: &str| format!("spinup-{who}-{:016x}", rand::random::<u64>());
+    let (token_a, token_b) = (token("a"), token("b"));
+    let write = |t: &str| {
+        CommandSpec::new(
+            "sh",
+            &["-c", &format!("echo {t} > /root/spinup-marker-{t} && sync")],
+        )
+    };
+    let look = |other: &str| {
+        CommandSpec::new(
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "ls /root/spinup-marker-* 2>/dev/null; grep -rl {other} /root /tmp 2>/dev/null; true"
+                ),
+            ],
+        )
+    };
+    let (ssh_a, ssh_b) = (a.executor(), b.executor());
+    let mut result = Isolation::default();
+    for (ssh, t) in [(&ssh_a, &token_a), (&ssh_b, &token_b)] {
+        match ssh.run(&write(t), deadline).await {
+            Ok(out) if out.exit_code == Some(0) => {}
+            Ok(out) => result.error = Some(format!("writing a marker: {}", out.stderr_text())),
+            Err(e) => result.error = Some(format!("writing a marker: {e}")),
+        }
+    }
+    let seen = |out: Result<crate::os::CommandOutput, crate::os::ExecError>| match out {
+        Ok(o) => Ok(o.stdout_text()),
+        Err(e) => Err(e.to_string()),
+    };
+    match (
+        seen(ssh_a.run(&look(&token_b), deadline).await),
+        seen(ssh_b.run(&look(&token_a), deadline).await),
+    ) {
+        (Ok(in_a), Ok(in_b)) => {
+            result.own_marker_seen_by_a = in_a.contains(&token_a);
+            result.own_marker_seen_by_b = in_b.contains(&token_b);
+            result.a_sees_b = in_a.contains(&token_b);
+            result.b_sees_a = in_b.contains(&token_a);
+            result.listing_a = in_a;
+            result.listing_b = in_b;
+        }
+        (Err(e), _) | (_, Err(e)) => result.error = Some(format!("looking for markers: {e}")),
+    }
+    result
+}
+
+/// tap/tun/vnet/macvtap network devices on this host.
+fn tap_devices() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    let mut taps: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.starts_with("tap")
+                || n.starts_with("tun")
+                || n.starts_with("vnet")
+                || n.starts_with("macvtap")
+        })
+        .collect();
+    taps.sort();
+    taps
+}
+
+/// Pids of live processes whose command line contains `-name <name>`.
+fn qemu_processes_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                    args.windows(2)
+                        .any(|w| w[0] == b"-name" && w[1] == name.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .filter(|pid| vm::machine::process_alive(*pid))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_ravens_sandbox_size() {
+        let s: Spec = toml::from_str("image = \"/i\"\nkernel = \"/k\"\njob = [\"true\"]").unwrap();
+        assert_eq!(s.memory, ByteSize(4 << 30));
+        assert_eq!(s.cpus, 2);
+        assert_eq!(s.min_memory_percent, 85);
+        assert!(!s.isolation);
+    }
+
+    #[tokio::test]
+    async fn an_empty_job_or_missing_image_fails_without_booting() {
+        let ctx = ProbeContext::for_tests(5);
+        let s: Spec = toml::from_str("image = \"/i\"\nkernel = \"/k\"\njob = []").unwrap();
+        assert!(probe(&s, &ctx).await.found.contains("`job` is empty"));
+        let s: Spec = toml::from_str(
+            "image = \"/nonexistent/i.qcow2\"\nkernel = \"/k\"\njob = [\"true\"]\naccel = \"tcg\"",
+        )
+        .unwrap();
+        let v = probe(&s, &ctx).await;
+        assert!(!v.pass);
+        assert!(v.found.contains("did not boot"), "{v:?}");
+        assert!(v.evidence.contains("/nonexistent/i.qcow2"), "{v:?}");
+    }
+
+    #[test]
+    fn finds_processes_by_their_qemu_name() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30", "-name", "spinup-smoke-probe-test"])
+            .spawn()
+            .unwrap();
+        // Until the child has exec'd, its command line is still ours.
+        let mut found = Vec::new();
+        for _ in 0..200 {
+            found = qemu_processes_named("spinup-smoke-probe-test");
+            if !found.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, vec![child.id()]);
+        assert!(qemu_processes_named("spinup-smoke-probe-test").is_empty());
+    }
+}

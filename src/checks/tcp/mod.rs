@@ -1,0 +1,12 @@
+//! `[check.tcp]`: connect to an address; optionally expect it closed.
+
+pub mod judge;
+pub mod probe;
+
+use crate::check::{ProbeContext, Verdict};
+pub use probe::Spec;
+
+/// Gathers the facts and judges them.
+pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+    probe::probe(spec, ctx).await
+}

@@ -1,0 +1,231 @@
+//! Judges a TLS handshake: chain, expiry, names, key strength, protocol.
+//! Certificate parsing (x509-parser) is pure too.
+
+use super::probe::Spec;
+use crate::check::{all_of, Verdict};
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CertFacts {
+    pub subject: String,
+    pub issuer: String,
+    pub not_after_unix: i64,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    /// "RSA", "EC", "Ed25519", ...
+    pub key_type: String,
+    pub key_bits: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    pub protocol: String,
+    pub cipher: String,
+    /// Leaf first.
+    pub chain: Vec<CertFacts>,
+    /// Why the chain does not verify, if it does not.
+    pub chain_error: Option<String>,
+    pub now_unix: i64,
+    /// No handshake at all.
+    pub error: Option<String>,
+}
+
+pub fn parse_cert(der: &[u8]) -> Option<CertFacts> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let mut facts = CertFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_after_unix: cert.validity().not_after.timestamp(),
+        ..CertFacts::default()
+    };
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => facts.dns_names.push(d.to_string()),
+                GeneralName::IPAddress(ip) => {
+                    let text = match ip.len() {
+                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
+                        16 => {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(ip);
+                            std::net::Ipv6Addr::from(b).to_string()
+                        }
+                        _ => continue,
+                    };
+                    facts.ip_addresses.push(text);
+                }
+                _ => {}
+            }
+        }
+    }
+    let (key_type, bits) = match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => ("RSA", rsa.key_size() as u32),
+        Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("EC", ec.key_size() as u32),
+        Ok(_) => {
+            let oid = cert.public_key().algorithm.algorithm.to_id_string();
+            match oid.as_str() {
+                "1.3.101.112" => ("Ed25519", 256),
+                "1.3.101.113" => ("Ed448", 456),
+                _ => ("unknown", 0),
+            }
+        }
+        Err(_) => ("unknown", 0),
+    };
+    facts.key_type = key_type.into();
+    facts.key_bits = bits;
+    Some(facts)
+}
+
+pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
+    let name = spec.name();
+    if let Some(e) = &f.error {
+        return Verdict::fail(
+            format!("{} completes a TLS handshake for {name}", spec.address),
+            e.clone(),
+        );
+    }
+    let Some(leaf) = f.chain.first() else {
+        return Verdict::fail(
+            format!("{} presents a certificate", spec.address),
+            "no certificate presented",
+        );
+    };
+    let mut parts = Vec::new();
+    if spec.chain_valid.unwrap_or(true) {
+        let e = format!("a chain valid for {name}");
+        parts.push(match &f.chain_error {
+            None => Verdict::pass(e, "chain verifies"),
+            Some(err) => Verdict::fail(e, format!("chain does not verify: {err}")),
+        });
+    }
+    let min_days = spec.min_days_valid.unwrap_or(14);
+    let seconds_left = leaf.not_after_unix - f.now_unix;
+    let days_left = seconds_left.div_euclid(86_400);
+    let e = format!("certificate valid for at least {min_days} more days");
+    let found = if seconds_left < 0 {
+        format!("expired {} days ago", -days_left)
+    } else {
+        format!("expires in {days_left} days")
+    };
+    parts.push(if days_left >= min_days {
+        Verdict::pass(e, found)
+    } else {
+        Verdict::fail(e, found)
+    });
+    for want in &spec.san {
+        let e = format!("subjectAltName includes {want}");
+        let has = leaf.dns_names.iter().any(|n| n.eq_ignore_ascii_case(want))
+            || leaf.ip_addresses.contains(want);
+        let listed = leaf
+            .dns_names
+            .iter()
+            .chain(&leaf.ip_addresses)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(if has {
+            Verdict::pass(e, format!("SAN: {listed}"))
+        } else {
+            Verdict::fail(e, format!("SAN lacks {want}: {listed}"))
+        });
+    }
+    let min_rsa = spec.min_key_bits.unwrap_or(2048);
+    let key_ok = match leaf.key_type.as_str() {
+        "RSA" => leaf.key_bits >= min_rsa,
+        "EC" => leaf.key_bits >= 256,
+        "Ed25519" | "Ed448" => true,
+        _ => false,
+    };
+    let e = format!("a strong key (RSA >= {min_rsa}, EC >= 256, Ed25519)");
+    let found = format!("{} {} bits", leaf.key_type, leaf.key_bits);
+    parts.push(if key_ok {
+        Verdict::pass(e, found)
+    } else {
+        Verdict::fail(e, found)
+    });
+    let allowed = spec
+        .protocols
+        .clone()
+        .unwrap_or_else(|| vec!["TLSv1.2".into(), "TLSv1.3".into()]);
+    let e = format!("protocol {}", allowed.join(" or "));
+    parts.push(if allowed.contains(&f.protocol) {
+        Verdict::pass(e, format!("negotiated {}", f.protocol))
+    } else {
+        Verdict::fail(e, format!("negotiated {}", f.protocol))
+    });
+    let evidence = format!(
+        "{} {} {}\nleaf: {}\nissuer: {}\nSAN: {}\nkey: {} {} bits\nchain length: {}",
+        spec.address,
+        f.protocol,
+        f.cipher,
+        leaf.subject,
+        leaf.issuer,
+        leaf.dns_names
+            .iter()
+            .chain(&leaf.ip_addresses)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", "),
+        leaf.key_type,
+        leaf.key_bits,
+        f.chain.len()
+    );
+    all_of(parts)
+        .with_evidence(evidence)
+        .with_metric("days_to_expiry", days_left as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(days: i64, key: (&str, u32)) -> Facts {
+        Facts {
+            protocol: "TLSv1.3".into(),
+            chain: vec![CertFacts {
+                not_after_unix: 1_000_000 + days * 86_400 + 60,
+                dns_names: vec!["rave.local".into()],
+                key_type: key.0.into(),
+                key_bits: key.1,
+                ..CertFacts::default()
+            }],
+            now_unix: 1_000_000,
+            ..Facts::default()
+        }
+    }
+
+    fn check(extra: &str, f: Facts, pass: bool, found: &str) {
+        let spec: Spec = toml::from_str(&format!("address = \"h:443\"\n{extra}")).unwrap();
+        let v = judge(&spec, &f);
+        assert_eq!(v.pass, pass, "{extra}: {v:?}");
+        assert!(v.found.contains(found), "{extra}: {:?}", v.found);
+    }
+
+    #[test]
+    fn cases() {
+        check("", facts(90, ("EC", 256)), true, "expires in 90 days");
+        check("", facts(13, ("EC", 256)), false, "expires in 13 days");
+        check("", facts(-2, ("EC", 256)), false, "expired 2 days ago");
+        check("", facts(90, ("RSA", 1024)), false, "RSA 1024 bits");
+        check("min_key_bits = 1024", facts(90, ("RSA", 1024)), true, "");
+        check(
+            "san = [\"other\"]",
+            facts(90, ("EC", 256)),
+            false,
+            "SAN lacks other",
+        );
+        let mut bad_chain = facts(90, ("EC", 256));
+        bad_chain.chain_error = Some("invalid peer certificate: UnknownIssuer".into());
+        check("", bad_chain.clone(), false, "UnknownIssuer");
+        check("chain_valid = false", bad_chain, true, "");
+        check(
+            "",
+            Facts {
+                error: Some("connect failed".into()),
+                ..Facts::default()
+            },
+            false,
+            "connect failed",
+        );
+    }
+}

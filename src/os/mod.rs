@@ -1,0 +1,13 @@
+//! The operating system edge: the one place that spawns programs with a
+//! deadline and kills their process groups (`process`), and the
+//! `CommandExecutor` trait through which checks run programs (`exec`).
+//!
+//! **Architecture invariant:** imports nothing of the validator above it.
+
+pub mod exec;
+pub mod process;
+
+pub use exec::{
+    process_alive, CommandExecutor, CommandOutput, CommandSpec, ExecError, FakeExecutor,
+    LocalExecutor,
+};
