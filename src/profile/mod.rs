@@ -352,7 +352,7 @@ fn build_check(
         .at(table_location.clone())
         .field(format!("{field_prefix}.{kind}"))
         .hint(format!(
-            "fix the field named above; docs/probes.md lists every field of `{kind}`"
+            "fix the field named above; docs/checks.md lists every field of `{kind}`"
         ))
     })?;
     let retry = raw
