@@ -1,6 +1,6 @@
 //! Judges a measured quantity against its budget.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::Verdict;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,12 +1,13 @@
-//! `[check.budget]`: budgets as assertions (phase `performance`): the wall
+//! `[check.budget]`: a phase time, a metric or memory against its maximum.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Measures the quantity, then judges it against the budget.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    judge::judge(spec, &probe::probe(spec, ctx).await)
 }

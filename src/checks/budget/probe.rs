@@ -1,39 +1,14 @@
-//! `[check.budget]`: budgets as assertions (phase `performance`): the wall
-//! time of a finished phase, a metric another check recorded, or memory
-//! (the host's in-use memory, or a cgroup's peak: a peak, not a sample).
-
-use std::path::PathBuf;
-
-use serde::Deserialize;
+//! Measures the quantity: from what the run recorded so far (phase times,
+//! metrics), or from /proc/meminfo or a cgroup memory file; a quantity
+//! that cannot be measured is a fact for the judge.
 
 use super::judge;
 use super::judge::Measured;
-use crate::check::Phase;
+use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::check::Verdict;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// The wall time of this (earlier) phase, in seconds.
-    #[serde(default)]
-    pub phase: Option<Phase>,
-    /// `check-id/metric-name`: a number an earlier check recorded.
-    #[serde(default)]
-    pub metric: Option<String>,
-    /// Memory in use on this host (MemTotal - MemAvailable), in GiB.
-    #[serde(default)]
-    pub host_memory: bool,
-    /// A cgroup's peak memory file (v2 `memory.peak`, v1
-    /// `memory.max_usage_in_bytes`), in GiB.
-    #[serde(default)]
-    pub memory_peak_file: Option<PathBuf>,
-    /// The budget, in the measured unit (seconds, GiB, or the metric's unit).
-    pub max: f64,
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    let measured = match (spec.phase, &spec.metric, spec.host_memory, &spec.memory_peak_file) {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Measured, String> {
+    match (spec.phase, &spec.metric, spec.host_memory, &spec.memory_peak_file) {
         (Some(phase), None, false, None) => match ctx.so_far.phase_ms(phase) {
             Some(ms) => Ok(Measured { what: format!("phase {phase}"), value: ms as f64 / 1000.0, unit: "s" }),
             None => Err(format!("phase {phase} has not run in this session (select it with --phase, or check the profiles)")),
@@ -54,13 +29,14 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
             .and_then(|t| t.trim().parse::<u64>().map_err(|_| format!("{} holds no byte count", file.display())))
             .map(|bytes| Measured { what: format!("peak memory ({})", file.display()), value: bytes as f64 / (1u64 << 30) as f64, unit: " GiB" }),
         _ => Err("give exactly one of `phase`, `metric`, `host_memory = true`, `memory_peak_file`".into()),
-    };
-    judge::judge(spec, &measured)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Phase;
+    use crate::checks::budget::run;
 
     fn spec(text: &str) -> Spec {
         toml::from_str(text).unwrap()
@@ -75,32 +51,32 @@ mod tests {
             &[("boot_to_ssh_seconds".to_string(), 22.0)].into(),
         );
         assert!(
-            probe(&spec("phase = \"services\"\nmax = 300"), &ctx)
+            run(&spec("phase = \"services\"\nmax = 300"), &ctx)
                 .await
                 .pass
         );
-        let v = probe(&spec("phase = \"services\"\nmax = 1"), &ctx).await;
+        let v = run(&spec("phase = \"services\"\nmax = 1"), &ctx).await;
         assert!(!v.pass && v.found.contains("2.5"), "{v:?}");
         assert!(
-            probe(
+            run(
                 &spec("metric = \"boot.vm/boot_to_ssh_seconds\"\nmax = 600"),
                 &ctx
             )
             .await
             .pass
         );
-        let v = probe(&spec("metric = \"boot.vm/nope\"\nmax = 1"), &ctx).await;
+        let v = run(&spec("metric = \"boot.vm/nope\"\nmax = 1"), &ctx).await;
         assert!(!v.pass && v.found.contains("no metric `nope`"), "{v:?}");
-        let v = probe(&spec("phase = \"boot\"\nmax = 1"), &ctx).await;
+        let v = run(&spec("phase = \"boot\"\nmax = 1"), &ctx).await;
         assert!(!v.pass && v.found.contains("has not run"), "{v:?}");
         assert!(
-            probe(&spec("host_memory = true\nmax = 100000"), &ctx)
+            run(&spec("host_memory = true\nmax = 100000"), &ctx)
                 .await
                 .pass
         );
-        let v = probe(&spec("host_memory = true\nmax = 0.000001"), &ctx).await;
+        let v = run(&spec("host_memory = true\nmax = 0.000001"), &ctx).await;
         assert!(!v.pass, "{v:?}");
-        let v = probe(&spec("max = 1"), &ctx).await;
+        let v = run(&spec("max = 1"), &ctx).await;
         assert!(!v.pass && v.found.contains("exactly one"), "{v:?}");
     }
 }

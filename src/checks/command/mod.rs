@@ -1,12 +1,13 @@
-//! `[check.command]`: run a program (argv) or a shell script through the
+//! `[check.command]`: run a program or a shell script through the executor.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Runs the command, then judges its exit code and output.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    judge::judge(spec, &probe::probe(spec, ctx).await)
 }

@@ -1,11 +1,15 @@
 //! Judges a name lookup.
 
-use std::net::IpAddr;
+// The address value type from `core`, which has no sockets.
+use core::net::IpAddr;
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 
-pub fn judge(spec: &Spec, result: &Result<Vec<IpAddr>, String>) -> Verdict {
+/// The resolver's answers (sorted, deduplicated), or why there are none.
+pub type Facts = Result<Vec<IpAddr>, String>;
+
+pub fn judge(spec: &Spec, result: &Facts) -> Verdict {
     let name = &spec.name;
     let addrs = match result {
         Ok(a) if !a.is_empty() => a,

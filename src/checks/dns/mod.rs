@@ -1,12 +1,13 @@
-//! `[check.dns]`: name resolution through the system resolver (getaddrinfo:
+//! `[check.dns]`: name resolution through the system resolver.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Resolves the name, then judges the answers.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    judge::judge(spec, &probe::probe(spec, ctx).await)
 }

@@ -1,6 +1,6 @@
 //! Judges file facts; also the pure /etc/passwd and /etc/group lookups.
 
-use super::probe::{Kind, Spec};
+use super::spec::{Kind, Spec, MAX_CONTENT};
 use crate::check::{all_of, Verdict};
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -240,10 +240,7 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
         f.size
     );
     if f.content_truncated {
-        evidence.push_str(&format!(
-            "\n(content read up to {} bytes)",
-            super::probe::MAX_CONTENT
-        ));
+        evidence.push_str(&format!("\n(content read up to {MAX_CONTENT} bytes)"));
     }
     all_of(parts).with_evidence(evidence)
 }

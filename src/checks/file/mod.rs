@@ -1,12 +1,16 @@
-//! `[check.file]`: existence, type, mode, owner, digest and content of a
+//! `[check.file]`: existence, type, mode, owner, digest and content of a file.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Inspects the path, then judges what it found.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(facts) => judge::judge(spec, &facts),
+        Err(e) => Verdict::probe_error(format!("{} can be inspected", spec.path.display()), e),
+    }
 }

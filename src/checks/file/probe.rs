@@ -1,68 +1,19 @@
-//! `[check.file]`: existence, type, mode, owner, digest and content of a
-//! file on this host (use a `command` check for remote files).
+//! Inspects a path on this host (metadata, owner names, digest, content),
+//! off the async runtime and bounded by the deadline.
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::PathBuf;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::judge;
 use super::judge::Facts;
+use super::spec::{Kind, Spec, MAX_CONTENT};
 use crate::check::ProbeContext;
-use crate::check::Verdict;
 
-/// Content expectations read at most this much of the file.
-pub const MAX_CONTENT: u64 = 4 << 20;
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    pub path: PathBuf,
-    /// Expect the path to exist (default) or to be absent.
-    #[serde(default = "yes")]
-    pub exists: bool,
-    /// `file` or `directory` (of the link's target, links are followed), or
-    /// `symlink` (the path itself is a link).
-    #[serde(default)]
-    pub kind: Option<Kind>,
-    /// Exact permission bits, octal: "0600".
-    #[serde(default)]
-    pub mode: Option<String>,
-    /// No permission bits beyond these, octal: "0640" accepts 0600 and 0400.
-    #[serde(default)]
-    pub mode_max: Option<String>,
-    /// User name or numeric uid.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Group name or numeric gid.
-    #[serde(default)]
-    pub group: Option<String>,
-    /// Expected sha256 (hex, optionally prefixed `sha256:`).
-    #[serde(default)]
-    pub sha256: Option<String>,
-    #[serde(default)]
-    pub contains: Vec<String>,
-    #[serde(default)]
-    pub not_contains: Vec<String>,
-    #[serde(default)]
-    pub min_size: Option<u64>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    File,
-    Directory,
-    Symlink,
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+/// The facts, or why they could not be gathered (the blocking task failed,
+/// or it did not finish before the deadline).
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
     let spec2 = spec.clone();
     let gathered = tokio::time::timeout(
         ctx.remaining(),
@@ -70,12 +21,9 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
     )
     .await;
     match gathered {
-        Ok(Ok(facts)) => judge::judge(spec, &facts),
-        Ok(Err(e)) => Verdict::probe_error(format!("{} can be inspected", spec.path.display()), e),
-        Err(_) => Verdict::probe_error(
-            format!("{} can be inspected", spec.path.display()),
-            "reading the file did not finish before the deadline",
-        ),
+        Ok(Ok(facts)) => Ok(facts),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("reading the file did not finish before the deadline".into()),
     }
 }
 
@@ -176,6 +124,7 @@ fn read_content(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::file::run;
 
     fn spec(text: &str) -> Spec {
         toml::from_str(text).unwrap()
@@ -189,7 +138,7 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let p = path.display();
         let ctx = ProbeContext::for_tests(5);
-        let v = probe(
+        let v = run(
             &spec(&format!(
                 "path = \"{p}\"\nkind = \"file\"\nowner = \"root\"\ncontains = [\"token\"]"
             )),
@@ -197,39 +146,39 @@ mod tests {
         )
         .await;
         assert!(v.pass, "{v:?}");
-        let v = probe(&spec(&format!("path = \"{p}\"\nmode_max = \"0600\"")), &ctx).await;
+        let v = run(&spec(&format!("path = \"{p}\"\nmode_max = \"0600\"")), &ctx).await;
         assert!(!v.pass);
         assert!(v.found.contains("0644"), "{v:?}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(
-            probe(&spec(&format!("path = \"{p}\"\nmode = \"0600\"")), &ctx)
+            run(&spec(&format!("path = \"{p}\"\nmode = \"0600\"")), &ctx)
                 .await
                 .pass
         );
         let digest = "e4d6d3e3e1b1d0c2"; // wrong on purpose
-        let v = probe(
+        let v = run(
             &spec(&format!("path = \"{p}\"\nsha256 = \"{digest}\"")),
             &ctx,
         )
         .await;
         assert!(!v.pass && v.found.contains("sha256"), "{v:?}");
-        let v = probe(
+        let v = run(
             &spec(&format!("path = \"{p}\"\nnot_contains = [\"token\"]")),
             &ctx,
         )
         .await;
         assert!(!v.pass, "{v:?}");
-        let v = probe(&spec(&format!("path = \"{p}/nope\"")), &ctx).await;
+        let v = run(&spec(&format!("path = \"{p}/nope\"")), &ctx).await;
         assert!(!v.pass && v.found.contains("does not exist"), "{v:?}");
         assert!(
-            probe(
+            run(
                 &spec(&format!("path = \"{p}.absent\"\nexists = false")),
                 &ctx
             )
             .await
             .pass
         );
-        let v = probe(
+        let v = run(
             &spec(&format!(
                 "path = \"{}\"\nkind = \"file\"",
                 dir.path().display()
@@ -249,13 +198,13 @@ mod tests {
         let spec = |t: &str| toml::from_str::<Spec>(t).unwrap();
         let l = link.display();
         assert!(
-            probe(&spec(&format!("path = \"{l}\"\nkind = \"symlink\"")), &ctx)
+            run(&spec(&format!("path = \"{l}\"\nkind = \"symlink\"")), &ctx)
                 .await
                 .pass
         );
-        let v = probe(&spec(&format!("path = \"{l}\"\nowner = \"root\"")), &ctx).await;
+        let v = run(&spec(&format!("path = \"{l}\"\nowner = \"root\"")), &ctx).await;
         assert!(!v.pass && v.found.contains("dangling symlink"), "{v:?}");
-        let v = probe(&spec("path = \"/dev/null\"\nkind = \"file\""), &ctx).await;
+        let v = run(&spec("path = \"/dev/null\"\nkind = \"file\""), &ctx).await;
         assert!(!v.pass && v.found.contains("special file"), "{v:?}");
         // A fifo is never opened for content (it would block until the deadline).
         let fifo = dir.path().join("fifo");
@@ -264,7 +213,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let v = probe(
+        let v = run(
             &spec(&format!(
                 "path = \"{}\"\ncontains = [\"x\"]",
                 fifo.display()

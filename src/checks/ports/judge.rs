@@ -1,9 +1,11 @@
 //! Judges listening sockets; parses /proc/net/{tcp,udp}[6].
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::probe::Spec;
+// The address value types from `core`, which has no sockets.
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

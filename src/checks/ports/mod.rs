@@ -1,12 +1,22 @@
-//! `[check.ports]`: which sockets listen on the target, from /proc/net
+//! `[check.ports]`: which sockets listen on the target, from /proc/net.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Reads the target's listening sockets, then judges them.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(sockets) => judge::judge(spec, &sockets),
+        Err(e) => Verdict::probe_error(
+            format!(
+                "listening sockets can be read ({} on {})",
+                e.command, e.place
+            ),
+            e.reason,
+        ),
+    }
 }

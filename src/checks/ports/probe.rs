@@ -1,43 +1,21 @@
-//! `[check.ports]`: which sockets listen on the target, from /proc/net
-//! (tcp, tcp6, udp, udp6) read through the target's executor, against an
-//! expected set or an allow-list.
-
-use serde::Deserialize;
+//! Reads the target's listening sockets from /proc/net (tcp, tcp6, udp,
+//! udp6) through its executor.
 
 use super::judge;
+use super::judge::Socket;
+use super::spec::{Protocol, Spec};
 use crate::check::ProbeContext;
-use crate::check::Verdict;
 use crate::os::CommandSpec;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// Ports that must be listening.
-    #[serde(default)]
-    pub listening: Vec<u16>,
-    /// Ports that must not be listening.
-    #[serde(default)]
-    pub not_listening: Vec<u16>,
-    /// When set, no other port may listen (the allow-list).
-    #[serde(default)]
-    pub allowed: Option<Vec<u16>>,
-    /// Count sockets bound only to loopback for `allowed` (default false).
-    #[serde(default)]
-    pub include_loopback: bool,
-    /// `tcp` (default) or `udp`.
-    #[serde(default)]
-    pub protocol: Protocol,
+/// The socket tables could not be read: the command, where it ran, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unreadable {
+    pub command: String,
+    pub place: String,
+    pub reason: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    #[default]
-    Tcp,
-    Udp,
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Vec<Socket>, Unreadable> {
     // Read through the executor, so the sockets judged are the target's
     // (this host, or a VM over ssh), not wherever the validator runs.
     let tables = match spec.protocol {
@@ -45,33 +23,30 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
         Protocol::Udp => ["/proc/net/udp", "/proc/net/udp6"],
     };
     let command = CommandSpec::new("cat", &tables);
-    let expected = format!(
-        "listening sockets can be read ({} on {})",
-        command.display(),
-        ctx.executor.describe()
-    );
+    let unreadable = |reason: String| Unreadable {
+        command: command.display(),
+        place: ctx.executor.describe(),
+        reason,
+    };
     match ctx.executor.run(&command, ctx.deadline).await {
         // `cat` exits 1 when the IPv6 table is absent (IPv6 disabled) but
         // still prints the IPv4 one.
-        Ok(output) if !output.stdout.is_empty() => {
-            let sockets =
-                judge::parse_proc_net(&output.stdout_text(), spec.protocol == Protocol::Tcp);
-            judge::judge(spec, &sockets)
-        }
-        Ok(output) => Verdict::probe_error(
-            expected,
-            format!(
-                "cannot read /proc/net (is /proc mounted?): {}",
-                crate::check::excerpt(output.stderr_text().trim(), 300)
-            ),
-        ),
-        Err(e) => Verdict::probe_error(expected, e),
+        Ok(output) if !output.stdout.is_empty() => Ok(judge::parse_proc_net(
+            &output.stdout_text(),
+            spec.protocol == Protocol::Tcp,
+        )),
+        Ok(output) => Err(unreadable(format!(
+            "cannot read /proc/net (is /proc mounted?): {}",
+            crate::check::excerpt(output.stderr_text().trim(), 300)
+        ))),
+        Err(e) => Err(unreadable(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::ports::run;
 
     #[tokio::test]
     async fn sees_a_real_listener_and_its_absence() {
@@ -80,17 +55,17 @@ mod tests {
         let ctx = ProbeContext::for_tests(5);
         let spec = |t: &str| toml::from_str::<Spec>(t).unwrap();
         assert!(
-            probe(&spec(&format!("listening = [{port}]")), &ctx)
+            run(&spec(&format!("listening = [{port}]")), &ctx)
                 .await
                 .pass
         );
-        let v = probe(&spec(&format!("not_listening = [{port}]")), &ctx).await;
+        let v = run(&spec(&format!("not_listening = [{port}]")), &ctx).await;
         assert!(!v.pass && v.found.contains(&port.to_string()), "{v:?}");
         // Loopback listeners count against the allow-list only when asked.
-        let v = probe(&spec("allowed = []\ninclude_loopback = true"), &ctx).await;
+        let v = run(&spec("allowed = []\ninclude_loopback = true"), &ctx).await;
         assert!(!v.pass && v.found.contains(&format!("{port}")), "{v:?}");
         drop(listener);
-        let v = probe(&spec(&format!("listening = [{port}]")), &ctx).await;
+        let v = run(&spec(&format!("listening = [{port}]")), &ctx).await;
         assert!(!v.pass, "{v:?}");
     }
 
@@ -107,8 +82,8 @@ mod tests {
         let mut ctx = ProbeContext::for_tests(5);
         ctx.executor = fake.clone();
         let spec = |t: &str| toml::from_str::<Spec>(t).unwrap();
-        assert!(probe(&spec("allowed = [22, 3002]"), &ctx).await.pass);
-        let v = probe(&spec("allowed = [22]"), &ctx).await;
+        assert!(run(&spec("allowed = [22, 3002]"), &ctx).await.pass);
+        let v = run(&spec("allowed = [22]"), &ctx).await;
         assert!(!v.pass && v.found.contains("3002"), "{v:?}");
         assert_eq!(
             fake.calls()[0].args,
@@ -123,7 +98,7 @@ mod tests {
             "cat: /proc/net/tcp: No such file or directory",
         );
         ctx.executor = broken;
-        let v = probe(&spec("listening = [22]"), &ctx).await;
+        let v = run(&spec("listening = [22]"), &ctx).await;
         assert!(!v.pass && v.found.contains("No such file"), "{v:?}");
     }
 }

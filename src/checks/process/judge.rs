@@ -1,6 +1,6 @@
 //! Judges the process table; parses /proc `stat` text and `cmdline` bytes.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::Verdict;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

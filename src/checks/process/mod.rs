@@ -1,12 +1,16 @@
-//! `[check.process]`: whether processes matching a name or command line are
+//! `[check.process]`: whether processes matching a name or command line run.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Lists the processes, then judges the matching ones.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(processes) => judge::judge(spec, &processes),
+        Err(e) => Verdict::probe_error("the process table can be read", e),
+    }
 }

@@ -1,6 +1,6 @@
 //! Judges a TCP connection attempt.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::Verdict;
 
 #[derive(Debug, Clone, PartialEq)]

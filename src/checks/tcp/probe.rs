@@ -1,36 +1,20 @@
-//! `[check.tcp]`: connect to an address; optionally expect it closed.
+//! Connects once to the address, bounded by the deadline; a refused or
+//! timed-out connection is a fact, not a probe error.
 
 use std::time::Instant;
 
-use serde::Deserialize;
-
-use super::judge;
 use super::judge::Facts;
+use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::check::Verdict;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// `host:port` (names are resolved).
-    pub address: String,
-    /// `true` (default): expect a connection; `false`: expect it refused.
-    #[serde(default = "yes")]
-    pub open: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
     let started = Instant::now();
     let result = tokio::time::timeout(
         ctx.remaining(),
         tokio::net::TcpStream::connect(spec.address.as_str()),
     )
     .await;
-    let facts = match result {
+    match result {
         Ok(Ok(stream)) => Facts {
             connected: true,
             peer: stream.peer_addr().ok().map(|a| a.to_string()),
@@ -49,13 +33,13 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
             error: Some("connect timed out at the check's deadline".into()),
             elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
         },
-    };
-    judge::judge(spec, &facts)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::tcp::run;
 
     #[tokio::test]
     async fn connects_to_a_real_listener_and_fails_when_it_is_gone() {
@@ -65,16 +49,16 @@ mod tests {
             address: address.clone(),
             open: true,
         };
-        let v = probe(&spec, &ProbeContext::for_tests(5)).await;
+        let v = run(&spec, &ProbeContext::for_tests(5)).await;
         assert!(v.pass, "{v:?}");
         drop(listener);
-        let v = probe(&spec, &ProbeContext::for_tests(5)).await;
+        let v = run(&spec, &ProbeContext::for_tests(5)).await;
         assert!(!v.pass);
         assert!(v.found.contains("refused"), "{v:?}");
         let closed = Spec {
             address,
             open: false,
         };
-        assert!(probe(&closed, &ProbeContext::for_tests(5)).await.pass);
+        assert!(run(&closed, &ProbeContext::for_tests(5)).await.pass);
     }
 }

@@ -1,7 +1,6 @@
 //! Judges a TLS handshake: chain, expiry, names, key strength, protocol.
-//! Certificate parsing (x509-parser) is pure too.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -24,56 +23,10 @@ pub struct Facts {
     pub chain: Vec<CertFacts>,
     /// Why the chain does not verify, if it does not.
     pub chain_error: Option<String>,
+    /// When the probe looked (expiry is judged against it).
     pub now_unix: i64,
     /// No handshake at all.
     pub error: Option<String>,
-}
-
-pub fn parse_cert(der: &[u8]) -> Option<CertFacts> {
-    use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let mut facts = CertFacts {
-        subject: cert.subject().to_string(),
-        issuer: cert.issuer().to_string(),
-        not_after_unix: cert.validity().not_after.timestamp(),
-        ..CertFacts::default()
-    };
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            match name {
-                GeneralName::DNSName(d) => facts.dns_names.push(d.to_string()),
-                GeneralName::IPAddress(ip) => {
-                    let text = match ip.len() {
-                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
-                        16 => {
-                            let mut b = [0u8; 16];
-                            b.copy_from_slice(ip);
-                            std::net::Ipv6Addr::from(b).to_string()
-                        }
-                        _ => continue,
-                    };
-                    facts.ip_addresses.push(text);
-                }
-                _ => {}
-            }
-        }
-    }
-    let (key_type, bits) = match cert.public_key().parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => ("RSA", rsa.key_size() as u32),
-        Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("EC", ec.key_size() as u32),
-        Ok(_) => {
-            let oid = cert.public_key().algorithm.algorithm.to_id_string();
-            match oid.as_str() {
-                "1.3.101.112" => ("Ed25519", 256),
-                "1.3.101.113" => ("Ed448", 456),
-                _ => ("unknown", 0),
-            }
-        }
-        Err(_) => ("unknown", 0),
-    };
-    facts.key_type = key_type.into();
-    facts.key_bits = bits;
-    Some(facts)
 }
 
 pub fn judge(spec: &Spec, f: &Facts) -> Verdict {

@@ -1,12 +1,13 @@
-//! `[check.tls]`: a real TLS handshake that records the presented chain and
+//! `[check.tls]`: a real TLS handshake; chain, expiry, names, key, protocol.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Shakes hands and records the chain, then judges it.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    judge::judge(spec, &probe::probe(spec, ctx).await)
 }

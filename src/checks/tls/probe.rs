@@ -1,65 +1,20 @@
-//! `[check.tls]`: a real TLS handshake that records the presented chain and
-//! whether it verifies (against `ca_file` or the system roots) instead of
-//! aborting, so the judge can report expiry, names, key and protocol.
+//! A real TLS handshake that records the presented chain and whether it
+//! verifies (against `ca_file` or the system roots) instead of aborting, so
+//! the judge can report expiry, names, key and protocol. The time of the
+//! handshake is recorded too: the judge never reads the clock.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::client::danger::{
     HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
 };
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
-use super::judge;
 use super::judge::CertFacts;
 use super::judge::Facts;
+use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::check::Verdict;
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// `host:port` to connect to.
-    pub address: String,
-    /// Name for SNI and verification (default: the host of `address`).
-    #[serde(default)]
-    pub server_name: Option<String>,
-    /// PEM CA bundle to verify against (default: the system roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// The leaf must stay valid at least this many days (default 14).
-    #[serde(default)]
-    pub min_days_valid: Option<i64>,
-    /// Names that must be in the leaf's subjectAltName.
-    #[serde(default)]
-    pub san: Vec<String>,
-    /// The chain must verify (default true).
-    #[serde(default)]
-    pub chain_valid: Option<bool>,
-    /// Minimum RSA key size (default 2048); EC keys need 256 bits.
-    #[serde(default)]
-    pub min_key_bits: Option<u32>,
-    /// Allowed protocol versions (default ["TLSv1.2", "TLSv1.3"]).
-    #[serde(default)]
-    pub protocols: Option<Vec<String>>,
-}
-
-impl Spec {
-    pub fn name(&self) -> String {
-        self.server_name.clone().unwrap_or_else(|| {
-            let host = self
-                .address
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(&self.address);
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string()
-        })
-    }
-}
 
 /// Records the chain and the real verifier's verdict; lets the handshake go on.
 /// Without any trusted root (`inner` is `Err`) the chain is recorded as
@@ -157,8 +112,9 @@ fn roots(spec: &Spec) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    let facts = match tokio::time::timeout(ctx.remaining(), gather(spec)).await {
+/// The facts of one handshake; a failed handshake is a fact (`error`).
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
+    match tokio::time::timeout(ctx.remaining(), gather(spec)).await {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => Facts {
             error: Some(e),
@@ -168,8 +124,7 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
             error: Some("no handshake before the deadline".into()),
             ..Facts::default()
         },
-    };
-    judge::judge(spec, &facts)
+    }
 }
 
 async fn gather(spec: &Spec) -> Result<Facts, String> {
@@ -231,7 +186,7 @@ async fn gather_with_roots(spec: &Spec, roots: rustls::RootCertStore) -> Result<
         cipher,
         chain: chain
             .iter()
-            .filter_map(|der| judge::parse_cert(der))
+            .filter_map(|der| parse_cert(der))
             .collect::<Vec<CertFacts>>(),
         chain_error,
         now_unix: chrono::Utc::now().timestamp(),
@@ -239,10 +194,60 @@ async fn gather_with_roots(spec: &Spec, roots: rustls::RootCertStore) -> Result<
     })
 }
 
+/// What the judge needs of one DER certificate; `None` when it does not parse.
+pub fn parse_cert(der: &[u8]) -> Option<CertFacts> {
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let mut facts = CertFacts {
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        not_after_unix: cert.validity().not_after.timestamp(),
+        ..CertFacts::default()
+    };
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => facts.dns_names.push(d.to_string()),
+                GeneralName::IPAddress(ip) => {
+                    let text = match ip.len() {
+                        4 => std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string(),
+                        16 => {
+                            let mut b = [0u8; 16];
+                            b.copy_from_slice(ip);
+                            std::net::Ipv6Addr::from(b).to_string()
+                        }
+                        _ => continue,
+                    };
+                    facts.ip_addresses.push(text);
+                }
+                _ => {}
+            }
+        }
+    }
+    let (key_type, bits) = match cert.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => ("RSA", rsa.key_size() as u32),
+        Ok(x509_parser::public_key::PublicKey::EC(ec)) => ("EC", ec.key_size() as u32),
+        Ok(_) => {
+            let oid = cert.public_key().algorithm.algorithm.to_id_string();
+            match oid.as_str() {
+                "1.3.101.112" => ("Ed25519", 256),
+                "1.3.101.113" => ("Ed448", 456),
+                _ => ("unknown", 0),
+            }
+        }
+        Err(_) => ("unknown", 0),
+    };
+    facts.key_type = key_type.into();
+    facts.key_bits = bits;
+    Some(facts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checks::testutil;
+    use crate::checks::tls::judge;
+    use crate::checks::tls::run;
     use std::time::Duration;
 
     async fn server(days: i64, names: &[&str]) -> (String, testutil::TestCa) {
@@ -273,25 +278,25 @@ mod tests {
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &ca.pem).unwrap();
         let ctx = ProbeContext::for_tests(5);
-        let v = probe(
+        let v = run(
             &spec(&address, Some(&ca_file), "san = [\"rave.local\"]"),
             &ctx,
         )
         .await;
         assert!(v.pass, "{v:?}");
         assert!(v.evidence.contains("TLSv1.3"), "{v:?}");
-        let v = probe(
+        let v = run(
             &spec(&address, Some(&ca_file), "san = [\"gitlab.rave.local\"]"),
             &ctx,
         )
         .await;
         assert!(!v.pass && v.found.contains("gitlab.rave.local"), "{v:?}");
-        let v = probe(&spec(&address, None, ""), &ctx).await;
+        let v = run(&spec(&address, None, ""), &ctx).await;
         assert!(
             !v.pass && v.found.to_lowercase().contains("unknown"),
             "unknown CA: {v:?}"
         );
-        let v = probe(
+        let v = run(
             &spec(&address, Some(&ca_file), "protocols = [\"TLSv1.2\"]"),
             &ctx,
         )
@@ -305,7 +310,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, &ca.pem).unwrap();
-        let v = probe(
+        let v = run(
             &spec(&address, Some(&ca_file), ""),
             &ProbeContext::for_tests(5),
         )
@@ -316,7 +321,7 @@ mod tests {
             "{v:?}"
         );
         assert!(
-            probe(
+            run(
                 &spec(&address, Some(&ca_file), "min_days_valid = 3"),
                 &ProbeContext::for_tests(5)
             )
@@ -356,7 +361,7 @@ mod tests {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        let v = probe(&spec(&addr, None, ""), &ProbeContext::for_tests(5)).await;
+        let v = run(&spec(&addr, None, ""), &ProbeContext::for_tests(5)).await;
         assert!(!v.pass && v.found.contains("refused"), "{v:?}");
     }
 }
