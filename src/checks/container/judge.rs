@@ -1,7 +1,7 @@
 //! Judges a container engine's answers: its API version, and one container
 //! run (exit code, output) followed by a proven removal.
 
-use super::probe::{ApiVersion, Assertion, Spec};
+use super::spec::{ApiVersion, Assertion, RunSpec, Spec};
 use crate::check::{all_of, excerpt, Verdict};
 
 /// What the engine said about itself (`GET /version`).
@@ -130,7 +130,7 @@ fn judge_version(expected: String, min: Option<ApiVersion>, engine: &Engine) -> 
 
 fn judge_run(
     expected: String,
-    run: &crate::checks::container::probe::RunSpec,
+    run: &RunSpec,
     engine: &Engine,
     ran: &Result<Ran, String>,
     removal: Option<&Result<(), String>>,
@@ -193,7 +193,6 @@ fn judge_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::container::probe::RunSpec;
 
     fn podman() -> Engine {
         Engine {

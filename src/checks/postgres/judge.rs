@@ -1,6 +1,6 @@
 //! Judges what a PostgreSQL session observed against one assertion.
 
-use super::probe::{Assertion, Spec};
+use super::spec::{Assertion, Spec};
 use crate::check::Verdict;
 
 /// What one probe attempt found.

@@ -1,6 +1,6 @@
 //! Judges Prometheus API answers: scrape target health and query results.
 
-use super::probe::{Assertion, Spec};
+use super::spec::{Assertion, Spec};
 use crate::check::Verdict;
 
 #[derive(Debug, Clone, PartialEq)]

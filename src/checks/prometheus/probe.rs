@@ -1,127 +1,26 @@
-//! `[check.prometheus]`: asks a Prometheus server whether every active
-//! scrape target is up (`targets_up`), or whether an instant query returns
-//! samples (`query`), optionally at least `min_value`.
-//!
-//! Both are HTTP API calls bounded by the check's deadline.
+//! Asks a Prometheus server's HTTP API for its active scrape targets or an
+//! instant query's result, and reads the answer into facts. Every call is
+//! bounded by the check's deadline.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::judge;
 use super::judge::{Facts, Sample, TargetHealth};
+use super::spec::{Assertion, Spec};
 use crate::check::ProbeContext;
-use crate::check::Verdict;
 use crate::error::error_chain;
 
-/// The table as written in a profile.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSpec {
-    /// The server's base URL, e.g. `http://127.0.0.1:9090`.
-    base_url: String,
-    /// What to assert: `targets_up` or `query`.
-    #[serde(rename = "assert")]
-    assertion: AssertKind,
-    /// `targets_up`: scrape jobs that must be among the active targets.
-    #[serde(default)]
-    jobs: Option<Vec<String>>,
-    /// `query`: a PromQL instant query that must return at least one sample.
-    #[serde(default)]
-    query: Option<String>,
-    /// `query`: every returned sample must be at least this value.
-    #[serde(default)]
-    min_value: Option<f64>,
-    /// A PEM file of CA certificates to trust for an https `base_url`.
-    #[serde(default)]
-    ca_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum AssertKind {
-    TargetsUp,
-    Query,
-}
-
-/// A checked `[check.prometheus]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawSpec")]
-pub struct Spec {
-    /// Without a trailing slash.
-    pub base_url: String,
-    pub ca_file: Option<PathBuf>,
-    pub assertion: Assertion,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Assertion {
-    /// Every active target's health is "up"; `jobs` are among them.
-    TargetsUp { jobs: Vec<String> },
-    /// The query returns at least one sample, each >= `min_value` if set.
-    Query {
-        query: String,
-        min_value: Option<f64>,
-    },
-}
-
-impl TryFrom<RawSpec> for Spec {
-    type Error = String;
-
-    fn try_from(raw: RawSpec) -> Result<Spec, String> {
-        let base_url = raw.base_url.trim().trim_end_matches('/').to_string();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(format!(
-                "`base_url = \"{}\"` is not an http(s) URL; write e.g. `base_url = \"http://127.0.0.1:9090\"`",
-                raw.base_url
-            ));
-        }
-        let assertion = match raw.assertion {
-            AssertKind::TargetsUp => {
-                if raw.query.is_some() || raw.min_value.is_some() {
-                    return Err(
-                        "`query`/`min_value` do not apply to `assert = \"targets_up\"`; remove them"
-                            .into(),
-                    );
-                }
-                Assertion::TargetsUp {
-                    jobs: raw.jobs.unwrap_or_default(),
-                }
-            }
-            AssertKind::Query => {
-                if raw.jobs.is_some() {
-                    return Err("`jobs` does not apply to `assert = \"query\"`; remove it".into());
-                }
-                let query = raw.query.filter(|q| !q.trim().is_empty()).ok_or_else(|| {
-                    "`assert = \"query\"` needs `query`, e.g. `query = \"up{job=\\\"synapse\\\"}\"`"
-                        .to_string()
-                })?;
-                Assertion::Query {
-                    query,
-                    min_value: raw.min_value,
-                }
-            }
-        };
-        Ok(Spec {
-            base_url,
-            ca_file: raw.ca_file,
-            assertion,
-        })
-    }
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+/// One API call; no answer is itself a fact (`Facts::Unreachable`).
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
     let answer = match tokio::time::timeout(ctx.remaining(), fetch(spec, ctx)).await {
         Ok(answer) => answer,
         Err(_) => Err("no answer before the check's deadline".to_string()),
     };
-    let facts = match answer {
+    match answer {
         Err(e) => Facts::Unreachable(e),
         Ok((request, status, body)) => read_facts(spec, request, status, &body),
-    };
-    judge::judge(spec, &facts)
+    }
 }
 
 /// GETs the API path of the assertion: (request line, status, body).
@@ -241,33 +140,6 @@ mod tests {
     fn parse(body: &str) -> Result<Spec, String> {
         toml::from_str::<Spec>(&format!("base_url = \"http://p:9090/\"\n{body}"))
             .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn reads_and_rejects() {
-        let s = parse("assert = \"targets_up\"").unwrap();
-        assert_eq!(s.base_url, "http://p:9090");
-        assert_eq!(s.assertion, Assertion::TargetsUp { jobs: vec![] });
-        let s = parse("assert = \"query\"\nquery = \"up\"\nmin_value = 1").unwrap();
-        assert_eq!(
-            s.assertion,
-            Assertion::Query {
-                query: "up".into(),
-                min_value: Some(1.0)
-            }
-        );
-        for (body, expect) in [
-            ("assert = \"query\"", "needs `query`"),
-            ("assert = \"targets_up\"\nquery = \"up\"", "do not apply"),
-            (
-                "assert = \"query\"\nquery = \"up\"\njobs = [\"x\"]",
-                "`jobs` does not apply",
-            ),
-            ("assert = \"ready\"", "unknown variant"),
-        ] {
-            let err = parse(body).unwrap_err();
-            assert!(err.contains(expect), "{body}: {err}");
-        }
     }
 
     #[test]
