@@ -7,7 +7,7 @@
 //! this sandbox in the process table. With `isolation = true` two sandboxes
 //! run at once; each writes a marker and must not see the other's.
 //!
-//! Sandbox VMs belong to this check alone (not the session registry); if
+//! Sandbox VMs belong to this check alone (not the run's registry); if
 //! the check is cancelled, dropping them kills QEMU.
 
 use std::path::PathBuf;

@@ -19,7 +19,7 @@ use super::judge;
 use super::judge::{BootTimestamps, Facts, FailedUnit, UnitState};
 use crate::check::ProbeContext;
 use crate::check::Verdict;
-use crate::vm::{bus, registry};
+use crate::vm::bus;
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -61,8 +61,8 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
         vm: spec.vm.clone(),
         ..Facts::default()
     };
-    let Some(vm) = registry::get(&spec.vm) else {
-        facts.error = Some(registry::not_running_message(&spec.vm));
+    let Some(vm) = ctx.vms.get(&spec.vm) else {
+        facts.error = Some(ctx.vms.not_running_message(&spec.vm));
         return judge::judge(spec, &facts);
     };
     let started = Instant::now();

@@ -1,6 +1,6 @@
 //! `[check.vm]`: boots the image under QEMU (KVM when it really works, else
 //! TCG) and waits until ssh answers in the guest; the running VM is kept in
-//! the session registry under `name` for later checks (`systemd`,
+//! the run's registry under `name` for later checks (`systemd`,
 //! `vm_command`) and torn down at the end of the run. A boot that does not
 //! reach ssh by the deadline (corrupt image, hung kernel, QEMU exiting)
 //! fails with the serial console tail as evidence, and its VM is torn down
@@ -16,7 +16,7 @@ use super::judge::Booted;
 use super::judge::Facts;
 use crate::check::ProbeContext;
 use crate::check::Verdict;
-use crate::vm::{self, registry, AccelChoice, ByteSize, ImageFormat, VmConfig};
+use crate::vm::{self, AccelChoice, ByteSize, ImageFormat, VmConfig};
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -77,7 +77,7 @@ impl Spec {
 
 pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
     // A boot check boots afresh: a VM left by an earlier attempt goes first.
-    let replaced = registry::teardown(&spec.name).await;
+    let replaced = ctx.vms.teardown(&spec.name).await;
     let outcome = vm::boot(&spec.config(ctx), ctx.deadline).await;
     let facts = match outcome {
         Ok(running) => {
@@ -91,7 +91,7 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
                 console_tail: running.console_tail(1500),
             };
             let running = Arc::new(running);
-            if let Some(old) = registry::insert(running) {
+            if let Some(old) = ctx.vms.insert(running) {
                 old.teardown().await;
             }
             Facts {

@@ -9,7 +9,6 @@ use serde::Deserialize;
 use crate::check::ProbeContext;
 use crate::check::Verdict;
 use crate::checks::command;
-use crate::vm::registry;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
@@ -38,10 +37,10 @@ impl<'de> Deserialize<'de> for Spec {
 }
 
 pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    let Some(vm) = registry::get(&spec.vm) else {
+    let Some(vm) = ctx.vms.get(&spec.vm) else {
         return Verdict::fail(
             format!("`{}` runs in VM `{}`", spec.command.argv.join(" "), spec.vm),
-            registry::not_running_message(&spec.vm),
+            ctx.vms.not_running_message(&spec.vm),
         );
     };
     if !vm.is_running() {
