@@ -337,7 +337,7 @@ fn qemu_processes_named(name: &str) -> Vec<u32> {
                 })
                 .unwrap_or(false)
         })
-        .filter(|pid| vm::machine::process_alive(*pid))
+        .filter(|pid| crate::os::process_alive(*pid))
         .collect()
 }
 
