@@ -436,13 +436,6 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
         so_far: Default::default(),
     };
     let report = crate::run::run(&plan, &options, sink, termination_signal()).await;
-    // Every VM a check booted is torn down, whatever the outcome (pass,
-    // fail, timeout or abort).
-    for (name, teardown) in crate::vm::registry::teardown_all().await {
-        if !teardown.clean() {
-            eprintln!("warning: VM `{name}` was not torn down cleanly: {teardown:?}");
-        }
-    }
 
     let mut code = exit_code(report.status);
     let image = match digest_task {
