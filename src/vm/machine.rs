@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::accel::{self, AccelChoice, AccelDecision};
 use super::ssh::SshExecutor;
-use super::{ByteSize, ImageFormat};
+use super::units::{ByteSize, ImageFormat};
 use crate::os::exec::{CommandExecutor, CommandSpec, LocalExecutor};
 use crate::os::process::{process_alive, signal_group};
 
