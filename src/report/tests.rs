@@ -224,6 +224,80 @@ fn wrong_key_wrong_image_and_tampering_are_reported() {
     );
 }
 
+/// Writes a run into a fresh `artifacts/` whose file names are blocked by
+/// `block(dir, stem)`; returns the error and what the directory holds after.
+fn write_blocked(block: impl Fn(&Path, &str)) -> (UserError, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("artifacts");
+    std::fs::create_dir(&out).unwrap();
+    let report = report(OverallStatus::Success);
+    let stem = format!(
+        "boot_transcript_{}",
+        report.started_at.format("%Y%m%d-%H%M%S")
+    );
+    block(&out, &stem);
+    let before: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    let err = write_all(
+        &out,
+        &report,
+        &info(None),
+        &crate::sign::SigningMaterial::ephemeral(),
+        &Redactor::default(),
+    )
+    .expect_err("a blocked name must fail the write");
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(before.len(), 1, "the test blocks exactly one name");
+    (err, left)
+}
+
+/// A full disk once left a transcript without its attestation and JUnit
+/// file: the three are one set, published whole or not at all.
+#[test]
+fn the_artifacts_are_written_as_a_set_or_not_at_all() {
+    // The JUnit file cannot take its name (a directory is there): its
+    // rename fails after the other files were written.
+    let (err, left) = write_blocked(|out, stem| {
+        std::fs::create_dir(out.join(format!("{stem}.junit.xml"))).unwrap()
+    });
+    let text = err.to_string();
+    assert_eq!(
+        left.len(),
+        1,
+        "only the blocking directory is left: {left:?}"
+    );
+    assert!(left[0].ends_with(".junit.xml"), "{left:?}");
+    assert!(
+        text.contains("cannot publish") && text.contains(".junit.xml"),
+        "{text}"
+    );
+    assert!(text.contains("none of the 3 files was written"), "{text}");
+    assert_eq!(err.field.as_deref(), Some("--out"));
+
+    // The attestation's temp file cannot be created (the first write).
+    let (err, left) = write_blocked(|out, stem| {
+        let tmp = format!(".{stem}.intoto.json.tmp-{}", std::process::id());
+        std::fs::create_dir(out.join(tmp)).unwrap()
+    });
+    let text = err.to_string();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        text.contains("cannot write") && text.contains(".intoto.json.tmp-"),
+        "{text}"
+    );
+    assert!(text.contains("none of the 3 files was written"), "{text}");
+
+    // The transcript's temp file cannot be created (the last write).
+    let (err, left) = write_blocked(|out, stem| {
+        let tmp = format!(".{stem}.json.tmp-{}", std::process::id());
+        std::fs::create_dir(out.join(tmp)).unwrap()
+    });
+    assert_eq!(left.len(), 1, "{left:?} after {err}");
+}
+
 #[test]
 fn junit_has_one_testcase_per_check_and_a_suite_per_phase() {
     let f = fixture(OverallStatus::Failure);
