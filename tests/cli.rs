@@ -189,9 +189,28 @@ fn bad_profile_exits_2_naming_file_line_and_fix() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("needs unknown check `b`"), "{stderr}");
-    assert!(stderr.contains("bad.toml:2:"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:4:10"),
+        "points at the `needs` entry: {stderr}"
+    );
     assert!(stderr.contains("hint:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_empty_profile_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("empty.toml");
+    std::fs::write(&profile, "").unwrap();
+    let out = run(&["list", "--profile", profile.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("profile holds no [[check]]")
+            && stderr.contains(&profile.display().to_string()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing to run"), "{stderr}");
 }
 
 #[test]
