@@ -214,6 +214,42 @@ fn an_empty_profile_exits_2_naming_the_file() {
 }
 
 #[test]
+fn a_signing_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keypair(dir.path());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600, "keygen writes the key 0600");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        dir.path().join("artifacts").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "signing key {} is readable by group or others (mode 0640)",
+            key.display()
+        )) && stderr.contains(&format!("hint: chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("artifacts").exists()
+            || std::fs::read_dir(dir.path().join("artifacts"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing was run or written"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     // Unknown phase.
