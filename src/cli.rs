@@ -23,8 +23,9 @@ use crate::report::console::{Console, Style};
 /// SHA-256 digest, an in-toto/DSSE attestation and a JUnit report.
 ///
 /// Exit codes: 0 every check passed (warnings allowed), 1 a check failed
-/// (or `verify` found the file invalid), 2 usage, profile, target or key
-/// error, 3 the run was aborted (SIGINT, SIGTERM, VALIDATION_TIMEOUT).
+/// (or `verify` found the file invalid or its signer not pinned), 2 usage,
+/// profile, target or key error, 3 the run was aborted (SIGINT, SIGTERM,
+/// VALIDATION_TIMEOUT).
 #[derive(Debug, Parser)]
 #[command(name = "spinup-smoke", version, propagate_version = true)]
 pub struct Cli {
@@ -38,7 +39,7 @@ pub enum Command {
     Run(RunArgs),
     /// Show the plan (phases, checks, dependencies) without running anything.
     List(ListArgs),
-    /// Verify a signed transcript or DSSE envelope (exit 0 valid, 1 invalid).
+    /// Verify a signed transcript or DSSE envelope (exit 0 valid, 1 invalid or signer not pinned).
     Verify(VerifyArgs),
     /// Generate an ed25519 signing key pair: PREFIX.key (PKCS#8, 0600) and PREFIX.pub.
     Keygen(KeygenArgs),
@@ -111,8 +112,13 @@ pub struct VerifyArgs {
     /// A `boot_transcript_*.json` or its `*.intoto.json` DSSE envelope.
     pub file: PathBuf,
     /// The expected public key (SubjectPublicKeyInfo PEM); pins the key id.
+    /// Without it (or --trust-embedded-key) verify exits 1: signer not pinned.
     #[arg(long, value_name = "PUB")]
     pub pubkey: Option<PathBuf>,
+    /// Accept the public key the file carries instead of --pubkey: proves the
+    /// file is intact, not who signed it (verify warns).
+    #[arg(long, conflicts_with = "pubkey")]
+    pub trust_embedded_key: bool,
     /// The image; its digest must equal the one signed.
     #[arg(long, value_name = "IMG")]
     pub image: Option<PathBuf>,
@@ -577,14 +583,28 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
     let (mut code, written) = run(run_args, settings).await;
     if let Some(written) = &written {
         println!("\n==> verify the signed transcript and its attestation");
+        // Pinned to the .pub beside --key; without one there is no key to
+        // pin, so the demo trusts the embedded key openly and says what that proves.
         let pubkey = args
             .key
             .as_ref()
             .map(|k| k.with_extension("pub"))
             .filter(|p| p.exists());
+        match (&pubkey, &args.key) {
+            (Some(pubkey), _) => println!("demo: verifying against {}", pubkey.display()),
+            (None, Some(key)) => println!(
+                "demo: no {} beside {}: trusting the key embedded in the files (--trust-embedded-key); this proves they are intact, not who signed them",
+                key.with_extension("pub").display(),
+                key.display()
+            ),
+            (None, None) => println!(
+                "demo: signed with an EPHEMERAL key: trusting the key embedded in the files (--trust-embedded-key); this proves they are intact, not who signed them"
+            ),
+        }
         for file in [&written.transcript, &written.attestation] {
             let verdict = verify(&VerifyArgs {
                 file: file.clone(),
+                trust_embedded_key: pubkey.is_none(),
                 pubkey: pubkey.clone(),
                 image: Some(written_image.clone()),
             });
@@ -641,17 +661,23 @@ fn prepare_guest(repo: &Path, guest: &Path, target: &Path) -> Result<PathBuf, Us
 }
 
 fn verify(args: &VerifyArgs) -> i32 {
-    match crate::sign::verify::verify_file(
-        &args.file,
-        args.pubkey.as_deref(),
-        args.image.as_deref(),
-    ) {
+    use crate::sign::verify::{Signer, VerifyError};
+    let signer = match (&args.pubkey, args.trust_embedded_key) {
+        (Some(pubkey), _) => Signer::Pinned(pubkey),
+        (None, true) => Signer::TrustEmbedded,
+        (None, false) => Signer::Unpinned,
+    };
+    match crate::sign::verify::verify_file(&args.file, signer, args.image.as_deref()) {
         Ok(report) => {
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
             println!("{}: valid ({})", args.file.display(), report.summary());
             exit::SUCCESS
+        }
+        Err(e @ VerifyError::NotPinned { .. }) => {
+            eprintln!("{}: NOT VERIFIED: {e}", args.file.display());
+            exit::CHECK_FAILED
         }
         Err(e) => {
             eprintln!("{}: INVALID: {e}", args.file.display());

@@ -115,15 +115,53 @@ fn selftest_passes_and_its_transcript_verifies() {
         ]);
         assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     }
+    // Without --pubkey, an intact file is not valid: the signer is not pinned.
+    for file in [
+        written(&out_dir, ".json"),
+        written(&out_dir, ".intoto.json"),
+    ] {
+        let out = run(&["verify", file.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("NOT VERIFIED: signer not pinned") && !stdout.contains("valid"),
+            "{stdout}\n{stderr}"
+        );
+        // Unless the user trusts the embedded key, and is warned what that proves.
+        let out = run(&["verify", file.to_str().unwrap(), "--trust-embedded-key"]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(stdout.contains(": valid ("), "{stdout}");
+        assert!(
+            stderr.contains("warning: key not pinned") && stderr.contains("not who signed it"),
+            "{stderr}"
+        );
+    }
+    // --pubkey and --trust-embedded-key together are a usage error.
+    let out = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--pubkey",
+        public.to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
     // The same transcript against a different image fails verification.
     std::fs::write(&image, b"another image").unwrap();
     let out = run(&[
         "verify",
         written(&out_dir, ".json").to_str().unwrap(),
+        "--pubkey",
+        public.to_str().unwrap(),
         "--image",
         image.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("INVALID: digest mismatch"),
+        "{:?}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -158,11 +196,25 @@ fn selftest_fail_exits_1_with_skip_reason_and_failure_block() {
     assert_eq!(by_id("selftest-fail.needs-missing-file")["status"], "SKIP");
     assert_eq!(by_id("selftest-fail.optional-warning")["status"], "WARN");
     assert_eq!(by_id("selftest-fail.unrelated-pass")["status"], "PASS");
-    // Ephemeral signatures still verify, with a warning.
-    let out = run(&["verify", written(dir.path(), ".json").to_str().unwrap()]);
+    // An ephemeral key cannot be pinned: trusted explicitly, the transcript
+    // verifies, with warnings; otherwise the signer is not pinned.
+    let transcript_path = written(dir.path(), ".json");
+    let out = run(&["verify", transcript_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("signer not pinned"),
+        "{:?}",
+        text(&out)
+    );
+    let out = run(&[
+        "verify",
+        transcript_path.to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.to_lowercase().contains("ephemeral"), "{stderr}");
+    assert!(stderr.contains("key not pinned"), "{stderr}");
 }
 
 #[test]
@@ -189,9 +241,64 @@ fn bad_profile_exits_2_naming_file_line_and_fix() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("needs unknown check `b`"), "{stderr}");
-    assert!(stderr.contains("bad.toml:2:"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:4:10"),
+        "points at the `needs` entry: {stderr}"
+    );
     assert!(stderr.contains("hint:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_empty_profile_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("empty.toml");
+    std::fs::write(&profile, "").unwrap();
+    let out = run(&["list", "--profile", profile.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("profile holds no [[check]]")
+            && stderr.contains(&profile.display().to_string()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing to run"), "{stderr}");
+}
+
+#[test]
+fn a_signing_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keypair(dir.path());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600, "keygen writes the key 0600");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        dir.path().join("artifacts").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "signing key {} is readable by group or others (mode 0640)",
+            key.display()
+        )) && stderr.contains(&format!("hint: chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("artifacts").exists()
+            || std::fs::read_dir(dir.path().join("artifacts"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing was run or written"
+    );
 }
 
 #[test]
@@ -363,7 +470,11 @@ fn sigint_aborts_with_a_signed_transcript() {
     let results = doc["validation_results"].as_array().unwrap();
     assert_eq!(results[0]["status"], "PASS");
     assert_eq!(results[1]["status"], "ABORTED");
-    let verified = run(&["verify", written(&out_dir, ".json").to_str().unwrap()]);
+    let verified = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
     assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
     // The check's process was killed with the run.
     let gone = (0..100).any(|_| {

@@ -279,7 +279,12 @@ idp_password = "not-the-password"
         })
         .max()
         .unwrap();
-    let verify = bin().arg("verify").arg(&transcript).output().unwrap();
+    let verify = bin()
+        .arg("verify")
+        .arg(&transcript)
+        .arg("--trust-embedded-key")
+        .output()
+        .unwrap();
     assert!(verify.status.success(), "{}", text(&verify));
 
     // Down: no process, port or file left.

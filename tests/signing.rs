@@ -14,7 +14,7 @@ use spinup_smoke::redact::Redactor;
 use spinup_smoke::report::{self, ImageInfo, RunInfo, Written};
 use spinup_smoke::run::report::RunReport;
 use spinup_smoke::sign::keys;
-use spinup_smoke::sign::verify::{self, FileKind, VerifyError};
+use spinup_smoke::sign::verify::{self, FileKind, Signer, VerifyError};
 use spinup_smoke::sign::SigningMaterial;
 use spinup_smoke::sysinfo::SystemInfo;
 
@@ -301,16 +301,42 @@ fn secrets_never_reach_any_written_file() {
 #[test]
 fn verify_accepts_the_transcript_and_warns_when_the_key_is_not_pinned() {
     let f = write_signed(OverallStatus::Failure, None, None);
-    let pinned = verify::verify_file(&f.written.transcript, Some(&f.pubkey), None).unwrap();
+    let pinned =
+        verify::verify_file(&f.written.transcript, Signer::Pinned(&f.pubkey), None).unwrap();
     assert_eq!(pinned.kind, FileKind::Transcript);
     assert!(pinned.warnings.is_empty(), "{:?}", pinned.warnings);
     assert_eq!(pinned.status, "FAILURE");
 
-    let unpinned = verify::verify_file(&f.written.transcript, None, None).unwrap();
-    assert!(unpinned
+    let trusted = verify::verify_file(&f.written.transcript, Signer::TrustEmbedded, None).unwrap();
+    assert!(trusted
         .warnings
         .iter()
-        .any(|w| w.contains("key not pinned")));
+        .any(|w| w.contains("key not pinned") && w.contains("not who signed it")));
+}
+
+/// Without a pinned key, an intact file is not "valid": the key inside it
+/// proves nothing about who signed it.
+#[test]
+fn verify_without_a_pinned_key_says_the_signer_is_not_pinned() {
+    let f = write_signed(OverallStatus::Success, None, None);
+    for file in [&f.written.transcript, &f.written.attestation] {
+        let e = verify::verify_file(file, Signer::Unpinned, None).unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::NotPinned {
+                key_id: f.key_id.clone()
+            },
+            "{}",
+            file.display()
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("signer not pinned")
+                && text.contains("--pubkey")
+                && text.contains("--trust-embedded-key"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -318,7 +344,7 @@ fn verify_rejects_another_key() {
     let f = write_signed(OverallStatus::Success, None, None);
     let (_, other_public, other_key_id) = keys::write_keypair(&f.dir.path().join("other")).unwrap();
     for file in [&f.written.transcript, &f.written.attestation] {
-        match verify::verify_file(file, Some(&other_public), None) {
+        match verify::verify_file(file, Signer::Pinned(&other_public), None) {
             Err(VerifyError::UnknownKey { expected, found }) => {
                 assert_eq!(expected, other_key_id);
                 assert_eq!(found, f.key_id);
@@ -340,7 +366,7 @@ fn ephemeral_keys_are_marked_and_warned_about() {
     )
     .unwrap();
     assert_eq!(json(&written.transcript)["signing"]["ephemeral"], true);
-    let report = verify::verify_file(&written.transcript, None, None).unwrap();
+    let report = verify::verify_file(&written.transcript, Signer::TrustEmbedded, None).unwrap();
     assert!(
         report
             .warnings
@@ -363,13 +389,13 @@ fn image_digest_binds_both_files_to_the_image() {
     assert_eq!(t["image"]["name"], "rave-p6.qcow2");
 
     for file in [&f.written.transcript, &f.written.attestation] {
-        let ok = verify::verify_file(file, Some(&f.pubkey), Some(&image)).unwrap();
+        let ok = verify::verify_file(file, Signer::Pinned(&f.pubkey), Some(&image)).unwrap();
         assert_eq!(ok.image_digest.as_deref(), Some(digest.as_str()));
     }
     let other = scratch.path().join("other.qcow2");
     std::fs::write(&other, b"different bytes").unwrap();
     for file in [&f.written.transcript, &f.written.attestation] {
-        match verify::verify_file(file, Some(&f.pubkey), Some(&other)) {
+        match verify::verify_file(file, Signer::Pinned(&f.pubkey), Some(&other)) {
             Err(VerifyError::DigestMismatch { expected, found }) => {
                 assert_eq!(expected, digest);
                 assert_eq!(found, spinup_smoke::digest::sha256_file(&other).unwrap());
@@ -417,7 +443,8 @@ fn in_toto_statement_carries_the_result_and_the_image() {
     let t = json(&f.written.transcript);
     assert_eq!(t["overall_status"], "ABORTED");
     assert_eq!(t["abort_reason"], "SIGINT");
-    let verified = verify::verify_file(&f.written.attestation, Some(&f.pubkey), None).unwrap();
+    let verified =
+        verify::verify_file(&f.written.attestation, Signer::Pinned(&f.pubkey), None).unwrap();
     assert_eq!(verified.kind, FileKind::Attestation);
     assert_eq!(verified.status, "FAILED");
 }
@@ -425,13 +452,15 @@ fn in_toto_statement_carries_the_result_and_the_image() {
 #[test]
 fn unpinned_envelope_borrows_the_key_of_the_transcript_beside_it() {
     let f = write_signed(OverallStatus::Success, None, None);
-    let report = verify::verify_file(&f.written.attestation, None, None).unwrap();
+    let report = verify::verify_file(&f.written.attestation, Signer::TrustEmbedded, None).unwrap();
     assert!(report.warnings.iter().any(|w| w.contains("key not pinned")));
     let lonely = f.dir.path().join("lonely.intoto.json");
     std::fs::copy(&f.written.attestation, &lonely).unwrap();
-    match verify::verify_file(&lonely, None, None) {
-        Err(VerifyError::Malformed(reason)) => assert!(reason.contains("--pubkey"), "{reason}"),
-        other => panic!("{other:?}"),
+    for signer in [Signer::TrustEmbedded, Signer::Unpinned] {
+        match verify::verify_file(&lonely, signer, None) {
+            Err(VerifyError::Malformed(reason)) => assert!(reason.contains("--pubkey"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -660,5 +689,5 @@ fn full_precision_float_metrics_still_verify() {
         t["performance_metrics"]["check_metrics"]["config.flake-evaluates"]["m0"].as_f64(),
         Some(39.430133835633676)
     );
-    verify::verify_file(&written.transcript, None, None).unwrap();
+    verify::verify_file(&written.transcript, Signer::TrustEmbedded, None).unwrap();
 }

@@ -6,6 +6,7 @@
 //! `Check` with every default applied; nothing gets a default at run time.
 
 pub mod interp;
+mod spans;
 pub mod target;
 
 use std::collections::BTreeMap;
@@ -192,10 +193,11 @@ pub fn load(
     let mut profiles = Profiles::default();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+    let mut needs_at: BTreeMap<String, Vec<Location>> = BTreeMap::new();
     for file in files {
         match load_file(&file, target, options) {
             Ok((checks, source)) => {
-                for check in checks {
+                for (check, need_locations) in checks {
                     if let Some(first) = seen.get(&check.id) {
                         errors.push(
                             UserError::new(format!("duplicate check id `{}`", check.id))
@@ -211,6 +213,7 @@ pub fn load(
                         continue;
                     }
                     seen.insert(check.id.clone(), check.location.clone());
+                    needs_at.insert(check.id.clone(), need_locations);
                     profiles.checks.push(check);
                 }
                 profiles.sources.push(source);
@@ -218,7 +221,7 @@ pub fn load(
             Err(e) => errors.extend(e.0),
         }
     }
-    errors.extend(check_needs(&profiles.checks));
+    errors.extend(check_needs(&profiles.checks, &needs_at));
     if errors.is_empty() {
         Ok(profiles)
     } else {
@@ -226,11 +229,14 @@ pub fn load(
     }
 }
 
+/// A check and where each of its `needs` entries is written.
+type CheckWithNeeds = (Check, Vec<Location>);
+
 fn load_file(
     path: &Path,
     target: &Target,
     options: LoadOptions,
-) -> Result<(Vec<Check>, Source), UserErrors> {
+) -> Result<(Vec<CheckWithNeeds>, Source), UserErrors> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("cannot read profile: {e}")).in_file(path))?;
     let text = String::from_utf8(bytes.clone()).map_err(|e| {
@@ -260,6 +266,12 @@ fn load_file(
         load_facts(&dir.join(facts), options, &mut values)
             .map_err(|e| e.in_file(path).field("profile.facts"))?;
     }
+    if raw.check.is_empty() {
+        return Err(UserError::new("profile holds no [[check]]")
+            .in_file(path)
+            .hint("add a `[[check]]` table with an `id`, a `phase` and one probe table such as `[check.tcp]` (README.md, \"Writing checks\"), or remove the file from --profile and its directory")
+            .into());
+    }
     let mut checks = Vec::new();
     let mut errors = Vec::new();
     for (index, raw_check) in raw.check.iter().enumerate() {
@@ -287,7 +299,7 @@ fn build_check(
     raw: &RawCheck,
     values: &interp::Values,
     index: usize,
-) -> Result<Check, UserError> {
+) -> Result<CheckWithNeeds, UserError> {
     let id = raw.id.get_ref().clone();
     let location = Location::from_offset(path, text, raw.id.span().start);
     let field_prefix = format!("check[{index}]");
@@ -325,25 +337,37 @@ fn build_check(
     };
     let table_location = Location::from_offset(path, text, table.span().start);
     let mut probe_value = table.get_ref().clone();
-    interp::interpolate_value(&mut probe_value, values, &format!("{field_prefix}.{kind}")).map_err(
-        |(field, e)| {
-            let (what, fix) = match &e {
-                interp::InterpError::UnknownVar(v) => (
-                    format!("check `{id}` refers to `${{{v}}}`, which the target does not define"),
-                    format!("add `{v} = \"...\"` under [vars] in the target file (pass it with --target)"),
+    interp::interpolate_value(&mut probe_value, values).map_err(|(steps, e)| {
+        let field = interp::dotted(&format!("{field_prefix}.{kind}"), &steps);
+        // The error points at the reference inside its string, or at
+        // the string, or (when the text keeps no position) the table.
+        let at = spans::value_span(text, index, kind, &steps)
+            .map(|range| {
+                let inside = text
+                    .get(range.clone())
+                    .and_then(|literal| interp::reference_offset(literal, &e))
+                    .unwrap_or(0);
+                Location::from_offset(path, text, range.start + inside)
+            })
+            .unwrap_or_else(|| table_location.clone());
+        let (what, fix) = match &e {
+            interp::InterpError::UnknownVar(v) => (
+                format!("check `{id}` refers to `${{{v}}}`, which the target does not define"),
+                format!(
+                    "add `{v} = \"...\"` under [vars] in the target file (pass it with --target)"
                 ),
-                interp::InterpError::UnknownSecret(s) => (
-                    format!("check `{id}` refers to secret `{s}`, which the target does not define"),
-                    format!("add `{s} = {{ env = \"VAR\" }}` under [secrets] in the target file"),
-                ),
-                interp::InterpError::Unclosed => (
-                    format!("check `{id}` has an unclosed `${{`"),
-                    "close it with `}`, or write `$${` for a literal `${`".to_string(),
-                ),
-            };
-            UserError::new(what).at(table_location.clone()).field(field).hint(fix)
-        },
-    )?;
+            ),
+            interp::InterpError::UnknownSecret(s) => (
+                format!("check `{id}` refers to secret `{s}`, which the target does not define"),
+                format!("add `{s} = {{ env = \"VAR\" }}` under [secrets] in the target file"),
+            ),
+            interp::InterpError::Unclosed => (
+                format!("check `{id}` has an unclosed `${{`"),
+                "close it with `}`, or write `$${` for a literal `${`".to_string(),
+            ),
+        };
+        UserError::new(what).at(at).field(field).hint(fix)
+    })?;
     let probe = ProbeSpec::from_value(kind, probe_value).map_err(|e| {
         UserError::new(format!(
             "check `{id}`: invalid [check.{kind}] table: {}",
@@ -385,7 +409,12 @@ fn build_check(
         .clone()
         .or_else(|| profile.profile.service.clone())
         .unwrap_or_else(|| id.split('.').next().unwrap_or(&id).to_string());
-    Ok(Check {
+    let needs_at = raw
+        .needs
+        .iter()
+        .map(|n| Location::from_offset(path, text, n.span().start))
+        .collect();
+    let check = Check {
         description: raw.description.clone().unwrap_or_default(),
         phase: raw.phase,
         service,
@@ -400,7 +429,8 @@ fn build_check(
         probe: probe.into_probe(),
         location,
         id,
-    })
+    };
+    Ok((check, needs_at))
 }
 
 /// Reads a facts JSON file into `facts.*` vars (and `budget.*` for the
@@ -502,12 +532,22 @@ fn valid_id(id: &str) -> bool {
         && !id.ends_with('.')
 }
 
-/// Every `needs` entry names an existing check of the same or an earlier phase.
-fn check_needs(checks: &[Check]) -> Vec<UserError> {
+/// Every `needs` entry names an existing check of the same or an earlier
+/// phase, and the entries form no cycle. Each error points at the entry at
+/// fault (`needs_at`: the location of every entry, by check id).
+fn check_needs(checks: &[Check], needs_at: &BTreeMap<String, Vec<Location>>) -> Vec<UserError> {
     let by_id: BTreeMap<&str, &Check> = checks.iter().map(|c| (c.id.as_str(), c)).collect();
+    let entry = |check: &Check, index: usize| {
+        needs_at
+            .get(&check.id)
+            .and_then(|locations| locations.get(index))
+            .unwrap_or(&check.location)
+            .clone()
+    };
     let mut errors = Vec::new();
     for check in checks {
-        for need in &check.needs {
+        for (index, need) in check.needs.iter().enumerate() {
+            let at = entry(check, index);
             match by_id.get(need.as_str()) {
                 None => {
                     let suggestion = closest(need, by_id.keys().copied())
@@ -515,7 +555,7 @@ fn check_needs(checks: &[Check]) -> Vec<UserError> {
                         .unwrap_or_default();
                     errors.push(
                         UserError::new(format!("check `{}` needs unknown check `{need}`", check.id))
-                            .at(check.location.clone())
+                            .at(at)
                             .field("needs")
                             .hint(format!("{suggestion}`needs` must name checks defined in the loaded profiles")),
                     );
@@ -525,18 +565,31 @@ fn check_needs(checks: &[Check]) -> Vec<UserError> {
                         "check `{}` (phase {}) needs `{need}` of the later phase {}",
                         check.id, check.phase, dep.phase
                     ))
-                    .at(check.location.clone())
+                    .at(at)
                     .field("needs")
                     .hint("a check may only need checks of its own or an earlier phase; move one of them"),
                 ),
                 Some(_) if need == &check.id => errors.push(
                     UserError::new(format!("check `{}` needs itself", check.id))
-                        .at(check.location.clone())
+                        .at(at)
                         .field("needs")
                         .hint("remove its own id from `needs`"),
                 ),
                 Some(_) => {}
             }
+        }
+    }
+    if errors.is_empty() {
+        if let Some(cycle) = crate::plan::find_cycle(checks) {
+            // The entry of the cycle's first check that names the next one.
+            let at = by_id
+                .get(cycle[0].as_str())
+                .and_then(|first| {
+                    let index = first.needs.iter().position(|n| *n == cycle[1])?;
+                    Some(entry(first, index))
+                })
+                .unwrap_or_else(|| by_id[cycle[0].as_str()].location.clone());
+            errors.push(crate::plan::cycle_error(&cycle, at));
         }
     }
     errors

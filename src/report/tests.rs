@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::check::{Attempt, CheckResult, OverallStatus, Phase, Severity};
-use crate::sign::verify::{verify_file, VerifyError};
+use crate::sign::verify::{verify_file, Signer, VerifyError};
 
 fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
     CheckResult {
@@ -156,14 +156,31 @@ fn transcript_has_the_spec_fields_and_verifies() {
         .unwrap()
         .to_string_lossy()
         .starts_with("boot_transcript_"));
-    let ok = verify_file(&f.written.transcript, Some(&f.public), Some(&f.image)).unwrap();
+    let ok = verify_file(
+        &f.written.transcript,
+        Signer::Pinned(&f.public),
+        Some(&f.image),
+    )
+    .unwrap();
     assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
     assert_eq!(ok.status, "FAILURE");
-    let ok = verify_file(&f.written.attestation, Some(&f.public), Some(&f.image)).unwrap();
+    let ok = verify_file(
+        &f.written.attestation,
+        Signer::Pinned(&f.public),
+        Some(&f.image),
+    )
+    .unwrap();
     assert_eq!(ok.status, "FAILED");
-    // Without --pubkey it verifies with the embedded key, and says so.
-    let unpinned = verify_file(&f.written.attestation, None, None).unwrap();
-    assert!(unpinned.warnings.iter().any(|w| w.contains("not pinned")));
+    // Trusting the embedded key, it verifies and says the key is not pinned.
+    let trusted = verify_file(&f.written.attestation, Signer::TrustEmbedded, None).unwrap();
+    assert!(trusted.warnings.iter().any(|w| w.contains("not pinned")));
+    // Neither pinned nor trusted: intact, but the signer is not proven.
+    for file in [&f.written.transcript, &f.written.attestation] {
+        assert!(matches!(
+            verify_file(file, Signer::Unpinned, None),
+            Err(VerifyError::NotPinned { key_id }) if key_id == ok.key_id
+        ));
+    }
 }
 
 #[test]
@@ -198,17 +215,21 @@ fn wrong_key_wrong_image_and_tampering_are_reported() {
     let f = fixture(OverallStatus::Success);
     let (_, other_pub, _) = crate::sign::keys::write_keypair(&f.dir.path().join("other")).unwrap();
     assert!(matches!(
-        verify_file(&f.written.transcript, Some(&other_pub), None),
+        verify_file(&f.written.transcript, Signer::Pinned(&other_pub), None),
         Err(VerifyError::UnknownKey { .. })
     ));
     let other_image = f.dir.path().join("other.img");
     std::fs::write(&other_image, b"different").unwrap();
     assert!(matches!(
-        verify_file(&f.written.transcript, None, Some(&other_image)),
+        verify_file(&f.written.transcript, Signer::Unpinned, Some(&other_image)),
         Err(VerifyError::DigestMismatch { .. })
     ));
     assert!(matches!(
-        verify_file(&f.written.attestation, Some(&f.public), Some(&other_image)),
+        verify_file(
+            &f.written.attestation,
+            Signer::Pinned(&f.public),
+            Some(&other_image)
+        ),
         Err(VerifyError::DigestMismatch { .. })
     ));
     // A changed value, re-rendered in the canonical layout, breaks the signature.
@@ -219,9 +240,83 @@ fn wrong_key_wrong_image_and_tampering_are_reported() {
     let forged = f.dir.path().join("forged.json");
     std::fs::write(&forged, crate::sign::verify::render(&doc)).unwrap();
     assert_eq!(
-        verify_file(&forged, None, None),
+        verify_file(&forged, Signer::Unpinned, None),
         Err(VerifyError::BadSignature)
     );
+}
+
+/// Writes a run into a fresh `artifacts/` whose file names are blocked by
+/// `block(dir, stem)`; returns the error and what the directory holds after.
+fn write_blocked(block: impl Fn(&Path, &str)) -> (UserError, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("artifacts");
+    std::fs::create_dir(&out).unwrap();
+    let report = report(OverallStatus::Success);
+    let stem = format!(
+        "boot_transcript_{}",
+        report.started_at.format("%Y%m%d-%H%M%S")
+    );
+    block(&out, &stem);
+    let before: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    let err = write_all(
+        &out,
+        &report,
+        &info(None),
+        &crate::sign::SigningMaterial::ephemeral(),
+        &Redactor::default(),
+    )
+    .expect_err("a blocked name must fail the write");
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(before.len(), 1, "the test blocks exactly one name");
+    (err, left)
+}
+
+/// A full disk once left a transcript without its attestation and JUnit
+/// file: the three are one set, published whole or not at all.
+#[test]
+fn the_artifacts_are_written_as_a_set_or_not_at_all() {
+    // The JUnit file cannot take its name (a directory is there): its
+    // rename fails after the other files were written.
+    let (err, left) = write_blocked(|out, stem| {
+        std::fs::create_dir(out.join(format!("{stem}.junit.xml"))).unwrap()
+    });
+    let text = err.to_string();
+    assert_eq!(
+        left.len(),
+        1,
+        "only the blocking directory is left: {left:?}"
+    );
+    assert!(left[0].ends_with(".junit.xml"), "{left:?}");
+    assert!(
+        text.contains("cannot publish") && text.contains(".junit.xml"),
+        "{text}"
+    );
+    assert!(text.contains("none of the 3 files was written"), "{text}");
+    assert_eq!(err.field.as_deref(), Some("--out"));
+
+    // The attestation's temp file cannot be created (the first write).
+    let (err, left) = write_blocked(|out, stem| {
+        let tmp = format!(".{stem}.intoto.json.tmp-{}", std::process::id());
+        std::fs::create_dir(out.join(tmp)).unwrap()
+    });
+    let text = err.to_string();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        text.contains("cannot write") && text.contains(".intoto.json.tmp-"),
+        "{text}"
+    );
+    assert!(text.contains("none of the 3 files was written"), "{text}");
+
+    // The transcript's temp file cannot be created (the last write).
+    let (err, left) = write_blocked(|out, stem| {
+        let tmp = format!(".{stem}.json.tmp-{}", std::process::id());
+        std::fs::create_dir(out.join(tmp)).unwrap()
+    });
+    assert_eq!(left.len(), 1, "{left:?} after {err}");
 }
 
 #[test]
@@ -343,7 +438,7 @@ mod tamper {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join(name);
             std::fs::write(&path, &bytes).unwrap();
-            let result = verify_file(&path, Some(&f.public), None);
+            let result = verify_file(&path, Signer::Pinned(&f.public), None);
             prop_assert!(result.is_err(), "byte {} ^ {:#x} still verifies", i, xor);
         }
     }
