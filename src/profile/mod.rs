@@ -8,6 +8,7 @@
 pub mod interp;
 mod spans;
 pub mod target;
+mod toml_error;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use crate::checks::ProbeSpec;
 use crate::checks::RawCheck;
 use crate::error::{Location, UserError, UserErrors};
 pub use target::Target;
+use toml_error::toml_error;
 
 /// Default deadline of a check when neither it nor `[defaults]` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,32 +143,6 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UserErrors> {
     } else {
         Err(UserErrors(errors))
     }
-}
-
-/// Turns a `toml` error into a user error with file, line, column and a hint.
-pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error, hint: &str) -> UserError {
-    let message = e.message().trim().to_string();
-    let mut err = UserError::new(message.clone()).in_file(path);
-    if let Some(span) = e.span() {
-        err = err.at(Location::from_offset(path, text, span.start));
-        let key = text.get(span.clone()).unwrap_or("").trim();
-        if !key.is_empty() && key.len() < 60 && !key.contains('\n') {
-            err = err.field(key.to_string());
-        }
-    }
-    let hint = if message.starts_with("unknown field") && message.contains("`tcp`") {
-        format!(
-            "probe tables are written `[check.<kind>]`; kinds: {}",
-            ProbeSpec::KINDS.join(", ")
-        )
-    } else if message.starts_with("unknown field") {
-        format!("remove the field or fix its spelling ({message}); {hint}")
-    } else if message.starts_with("unknown variant") {
-        format!("use one of the listed values; {hint}")
-    } else {
-        hint.to_string()
-    };
-    err.hint(hint)
 }
 
 /// Options that change how profiles resolve.

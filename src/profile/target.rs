@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::interp::Values;
-use super::toml_error;
+use super::toml_error::toml_error;
 use crate::error::{UserError, UserErrors};
 
 #[derive(Debug, Deserialize)]
