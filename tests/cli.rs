@@ -537,3 +537,112 @@ fn digest_matches_sha256sum() {
         format!("sha256:{theirs}")
     );
 }
+
+/// Checks judged, artifacts not written: the `--out` directory, writable
+/// when the run started, is replaced by a plain file by one of the checks.
+/// Exit 4 (not 2: something was judged), the write error printed, even
+/// though a check also failed (4 outranks 1).
+#[test]
+fn artifacts_not_written_after_judging_exit_4_with_the_write_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let profile = dir.path().join("clobber.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[[check]]\nid = \"clobber.out\"\nphase = \"config\"\n[check.command]\nscript = \"rm -r {out} && echo not a directory > {out}\"\n\n\
+             [[check]]\nid = \"clobber.fails\"\nphase = \"services\"\n[check.command]\nrun = [\"false\"]\n",
+            out = out_dir.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("PASS    clobber.out") && stdout.contains("FAIL    clobber.fails"),
+        "both checks were judged: {stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot write artifacts to {}", out_dir.display())),
+        "the write error: {stderr}"
+    );
+    assert!(
+        stderr.contains("the checks were judged (FAILURE), but the signed transcript"),
+        "{stderr}"
+    );
+    assert!(out_dir.is_file(), "nothing replaced the file");
+}
+
+/// This binary alone in a directory of its own (hard-linked, else copied:
+/// the demo program is looked for beside the real executable).
+fn lone_binary(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let lone = bin.join("spinup-smoke");
+    let original = Path::new(env!("CARGO_BIN_EXE_spinup-smoke"));
+    if std::fs::hard_link(original, &lone).is_err() {
+        std::fs::copy(original, &lone).unwrap();
+    }
+    lone
+}
+
+#[test]
+fn demo_without_the_demo_program_exits_2_naming_where_it_looked() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lone = lone_binary(dir.path());
+    let out = Command::new(&lone)
+        .args(["demo", "up", "--state", "x"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let wanted = lone.with_file_name("spinup-smoke-demo");
+    assert!(
+        stderr.contains(&format!("{} does not exist", wanted.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cargo build --workspace") && stderr.contains("./scripts/demo.sh"),
+        "{stderr}"
+    );
+}
+
+/// `spinup-smoke demo ARGS` becomes `spinup-smoke-demo ARGS` in the same
+/// process (exec): same pid, arguments untouched, its exit code.
+#[test]
+fn demo_execs_the_demo_program_with_the_arguments() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lone = lone_binary(dir.path());
+    let fake = lone.with_file_name("spinup-smoke-demo");
+    let record = dir.path().join("record");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho $$ > {record}\nfor a in \"$@\"; do echo \"[$a]\" >> {record}; done\nexit 7\n",
+            record = record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let child = Command::new(&lone)
+        .args(["demo", "--state", "/tmp/a b", "up", "--help", "-x"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "the demo program's exit code");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        recorded,
+        format!("{pid}\n[--state]\n[/tmp/a b]\n[up]\n[--help]\n[-x]\n"),
+        "same process, arguments untouched"
+    );
+}

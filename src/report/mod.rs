@@ -1,12 +1,13 @@
-//! Reporters render a finished run; they never decide anything. `write_all`
-//! writes the three artifacts of a run as one atomic set (all of them or
-//! none): the signed transcript, its DSSE/in-toto attestation and the JUnit
-//! report.
+//! Reporters render a finished run (and `tree` the plan before one); they
+//! never decide anything. `write_all` writes the three artifacts of a run as
+//! one atomic set (all of them or none): the signed transcript, its
+//! DSSE/in-toto attestation and the JUnit report.
 
 pub mod console;
 pub mod dsse;
 pub mod junit;
 pub mod transcript;
+pub mod tree;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::container::probe::LABEL;
 use spinup_smoke::checks::container::{run, Spec};
-use spinup_smoke::demo::containers::{self, IMAGE};
+use spinup_smoke_demo::containers::{self, IMAGE};
 
 fn podman_available() -> bool {
     let found = |program: &str| {
@@ -100,11 +100,11 @@ async fn the_probe_against_real_podman() {
         Ok(_) => tokio::spawn(scenarios(state.clone())).await,
         Err(e) => {
             let log = std::fs::read_to_string(state.join("logs/podman.log")).unwrap_or_default();
-            let _ = spinup_smoke::demo::down(&state).await;
+            let _ = spinup_smoke_demo::down(&state).await;
             panic!("the demo engine did not start: {e}\n{log}");
         }
     };
-    let down = spinup_smoke::demo::down(&state).await;
+    let down = spinup_smoke_demo::down(&state).await;
     if let Err(failed) = outcome {
         std::panic::resume_unwind(failed.into_panic());
     }
@@ -220,7 +220,7 @@ async fn scenarios(state: std::path::PathBuf) {
     assert_eq!(left, "", "the dropped check's container was removed");
 
     // The engine gone: the probe fails fast and says so.
-    spinup_smoke::demo::process::stop_recorded(state, Duration::from_secs(10));
+    spinup_smoke_demo::process::stop_recorded(state, Duration::from_secs(10));
     let v = check(&spec(&socket, "assert = \"version\""), 10).await;
     assert!(!v.pass, "{v:?}");
     assert!(
