@@ -5,6 +5,8 @@
 pub mod console;
 pub mod dsse;
 pub mod junit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod sample;
 pub mod transcript;
 
 use std::io::Write;
