@@ -14,7 +14,10 @@ fn main() {
         .iter()
         .map(|s| format!("\"{}\"", s.name()))
         .collect();
-    println!("cargo::rustc-check-cfg=cfg(missing, values({}))", names.join(", "));
+    println!(
+        "cargo::rustc-check-cfg=cfg(missing, values({}))",
+        names.join(", ")
+    );
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=tests/common/detect.rs");
     for var in [
