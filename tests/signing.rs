@@ -1,140 +1,19 @@
 //! Transcript, DSSE envelope and JUnit written by `report::write_all`, then
 //! checked by `sign::verify`, by openssl, and against byte-level tampering.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chrono::TimeZone;
 
-use spinup_smoke::check::{Attempt, CheckResult, Outcome, OverallStatus, Phase, Severity};
+use spinup_smoke::check::OverallStatus;
 use spinup_smoke::redact::Redactor;
-use spinup_smoke::report::{self, ImageInfo, RunInfo, Written};
-use spinup_smoke::run::report::RunReport;
+use spinup_smoke::report::sample::{self, info as sample_info, report as sample_report, SECRET};
+use spinup_smoke::report::{self, Written};
 use spinup_smoke::sign::keys;
 use spinup_smoke::sign::verify::{self, FileKind, Signer, VerifyError};
 use spinup_smoke::sign::SigningMaterial;
-use spinup_smoke::sysinfo::SystemInfo;
-
-const SECRET: &str = "correct-horse-battery";
-
-fn result(id: &str, phase: Phase, service: &str, status: Outcome) -> CheckResult {
-    CheckResult {
-        id: id.to_string(),
-        phase,
-        service: service.to_string(),
-        severity: if status == Outcome::Warn {
-            Severity::Warn
-        } else {
-            Severity::Fail
-        },
-        status,
-        description: format!("{id} works"),
-        expected: "HTTP 200".to_string(),
-        found: if status == Outcome::Pass {
-            "HTTP 200"
-        } else {
-            "HTTP 503"
-        }
-        .to_string(),
-        evidence: format!("GET /health -> body excerpt for {id}"),
-        evidence_sha256: "0".repeat(64),
-        hint: Some("restart the unit".to_string()),
-        skip_reason: (status == Outcome::Skip).then(|| "postgres.reachable failed".to_string()),
-        started_at: Some("2025-01-24T14:30:53Z".to_string()),
-        duration_ms: 1234,
-        attempt_count: 2,
-        attempts: vec![
-            Attempt {
-                number: 1,
-                duration_ms: 600,
-                passed: false,
-                error: Some("connection refused".into()),
-            },
-            Attempt {
-                number: 2,
-                duration_ms: 634,
-                passed: status == Outcome::Pass,
-                error: None,
-            },
-        ],
-        metrics: BTreeMap::from([("latency_ms".to_string(), 12.345678901234567)]),
-        profile: "health-checks/postgres.toml".to_string(),
-    }
-}
-
-fn sample_report(status: OverallStatus, abort_reason: Option<&str>) -> RunReport {
-    let mut leaking = result("postgres.login", Phase::Services, "postgres", Outcome::Pass);
-    leaking.evidence = format!(
-        "psql postgres://synapse:{SECRET}@db/synapse ok; token {}",
-        STANDARD.encode(SECRET)
-    );
-    let mut aborted = result("sandbox.cycle", Phase::Sandbox, "sandbox", Outcome::Aborted);
-    aborted.found = "cancelled by SIGINT".into();
-    RunReport {
-        session_id: "spinup-20250124-143052".to_string(),
-        started_at: chrono::Utc
-            .with_ymd_and_hms(2025, 1, 24, 14, 30, 52)
-            .unwrap(),
-        completed_at: chrono::Utc
-            .with_ymd_and_hms(2025, 1, 24, 14, 45, 18)
-            .unwrap(),
-        status,
-        abort_reason: abort_reason.map(str::to_string),
-        results: vec![
-            result(
-                "config.flake-evaluates",
-                Phase::Config,
-                "config",
-                Outcome::Pass,
-            ),
-            result(
-                "postgres.reachable",
-                Phase::Services,
-                "postgres",
-                Outcome::Pass,
-            ),
-            leaking,
-            result("gitlab.readiness", Phase::Services, "gitlab", Outcome::Warn),
-            result("oidc.discovery", Phase::Oidc, "oidc", Outcome::Fail),
-            result("agent.create-project", Phase::Agent, "agent", Outcome::Skip),
-            aborted,
-            result(
-                "performance.memory",
-                Phase::Performance,
-                "host",
-                Outcome::Pass,
-            ),
-            result(
-                "security.sshd-password-auth",
-                Phase::Security,
-                "sshd",
-                Outcome::Pass,
-            ),
-        ],
-        phase_durations_ms: BTreeMap::from([(Phase::Config, 1000), (Phase::Services, 5000)]),
-        safe_mode: true,
-    }
-}
-
-fn sample_info(image: Option<ImageInfo>) -> RunInfo {
-    RunInfo {
-        rave_version: "P6-production".to_string(),
-        target_name: "local".to_string(),
-        profiles: vec![spinup_smoke::profile::Source {
-            path: PathBuf::from("health-checks/postgres.toml"),
-            name: "postgres".to_string(),
-            description: "PostgreSQL health".to_string(),
-            sha256: "ab".repeat(32),
-        }],
-        profiles_digest: format!("sha256:{}", "cd".repeat(32)),
-        image,
-        system_info: SystemInfo::gather(),
-        tool_version: "0.1.0".to_string(),
-    }
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -143,32 +22,14 @@ struct Fixture {
     key_id: String,
 }
 
-fn image_info(path: &Path) -> ImageInfo {
-    ImageInfo {
-        name: path.file_name().unwrap().to_string_lossy().into_owned(),
-        path: path.to_path_buf(),
-        digest: spinup_smoke::digest::sha256_file(path).unwrap(),
-    }
-}
-
 fn write_signed(status: OverallStatus, abort: Option<&str>, image: Option<&Path>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (private_key, public_key, key_id) = keys::write_keypair(&dir.path().join("ci")).unwrap();
-    let material = keys::load_signing_key(&private_key).unwrap();
-    let image = image.map(image_info);
-    let written = report::write_all(
-        &dir.path().join("artifacts"),
-        &sample_report(status, abort),
-        &sample_info(image),
-        &material,
-        &Redactor::new(vec![SECRET.to_string()]),
-    )
-    .unwrap();
+    let signed = sample::write_signed(dir.path(), &sample_report(status, abort), image);
     Fixture {
         dir,
-        written,
-        pubkey: public_key,
-        key_id,
+        written: signed.written,
+        pubkey: signed.public_key,
+        key_id: signed.key_id,
     }
 }
 

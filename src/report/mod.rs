@@ -6,6 +6,8 @@
 pub mod console;
 pub mod dsse;
 pub mod junit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod sample;
 pub mod transcript;
 pub mod tree;
 

@@ -2,82 +2,13 @@
 //! openssl agrees with the DSSE signature, JUnit counts match, no secret
 //! reaches any of them.
 
-use std::collections::BTreeMap;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
+use super::sample::{self, SECRET};
 use super::*;
-use crate::check::{Attempt, CheckResult, OverallStatus, Phase, Severity};
+use crate::check::{OverallStatus, Phase};
 use crate::sign::verify::{verify_file, Signer, VerifyError};
-
-fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
-    CheckResult {
-        id: id.into(),
-        phase,
-        service: id.split('.').next().unwrap().into(),
-        severity: Severity::Fail,
-        status,
-        description: format!("{id} works"),
-        expected: "status 200".into(),
-        found: if status == Outcome::Pass {
-            "status 200".into()
-        } else {
-            "status 503 (password=hunter22)".into()
-        },
-        evidence: "HTTP/1.1 503\nbody: secret value hunter22".into(),
-        evidence_sha256: String::new(),
-        hint: Some("restart it".into()),
-        skip_reason: (status == Outcome::Skip).then(|| "needs `x`, which failed".into()),
-        started_at: Some("2026-01-01T00:00:00.000Z".into()),
-        duration_ms: 120,
-        attempt_count: 1,
-        attempts: vec![Attempt {
-            number: 1,
-            duration_ms: 120,
-            passed: status == Outcome::Pass,
-            error: None,
-        }],
-        metrics: BTreeMap::from([("latency_ms".to_string(), 12.5)]),
-        profile: "health-checks/x.toml".into(),
-    }
-}
-
-use crate::check::Outcome;
-
-fn report(status: OverallStatus) -> RunReport {
-    let start = chrono::Utc::now();
-    RunReport {
-        session_id: "spinup-test".into(),
-        started_at: start,
-        completed_at: start + chrono::Duration::milliseconds(1234),
-        status,
-        abort_reason: None,
-        results: vec![
-            result("postgres.reachable", Phase::Services, Outcome::Pass),
-            result("matrix.health", Phase::Services, Outcome::Fail),
-            result("matrix.login", Phase::Services, Outcome::Skip),
-            result("oidc.discovery", Phase::Oidc, Outcome::Warn),
-            result("ssh.password-off", Phase::Security, Outcome::Pass),
-        ],
-        phase_durations_ms: BTreeMap::from([(Phase::Services, 800)]),
-        safe_mode: true,
-    }
-}
-
-fn info(image: Option<ImageInfo>) -> RunInfo {
-    RunInfo {
-        rave_version: "P6-test".into(),
-        target_name: "test".into(),
-        profiles: vec![Source {
-            path: "health-checks/x.toml".into(),
-            name: "x".into(),
-            description: String::new(),
-            sha256: "ab".repeat(32),
-        }],
-        profiles_digest: format!("sha256:{}", "cd".repeat(32)),
-        image,
-        system_info: SystemInfo::gather(),
-        tool_version: "0.0.0-test".into(),
-    }
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -86,32 +17,16 @@ struct Fixture {
     image: PathBuf,
 }
 
+/// The sample run with `status`, written, signed and bound to an image.
 fn fixture(status: OverallStatus) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (key_path, public, _) =
-        crate::sign::keys::write_keypair(&dir.path().join("signer")).unwrap();
-    let key = crate::sign::keys::load_signing_key(&key_path).unwrap();
     let image = dir.path().join("disk.qcow2");
     std::fs::write(&image, b"image bytes").unwrap();
-    let image_info = ImageInfo {
-        name: "disk.qcow2".into(),
-        path: image.clone(),
-        digest: crate::digest::sha256_file(&image).unwrap(),
-    };
-    let redactor = Redactor::new(vec!["hunter22".into()]);
-    let out = dir.path().join("artifacts");
-    let written = write_all(
-        &out,
-        &report(status),
-        &info(Some(image_info)),
-        &key,
-        &redactor,
-    )
-    .unwrap();
+    let signed = sample::write_signed(dir.path(), &sample::report(status, None), Some(&image));
     Fixture {
         dir,
-        written,
-        public,
+        written: signed.written,
+        public: signed.public_key,
         image,
     }
 }
@@ -142,12 +57,14 @@ fn transcript_has_the_spec_fields_and_verifies() {
     ] {
         assert!(doc.get(field).is_some(), "missing {field}");
     }
-    assert_eq!(doc["test_summary"]["total_tests"], 5);
+    assert_eq!(doc["test_summary"]["total_tests"], 9);
     assert_eq!(doc["test_summary"]["failed"], 1);
     assert_eq!(doc["test_summary"]["warned"], 1);
-    assert_eq!(doc["service_health"]["matrix"]["status"], "FAILURE");
-    assert_eq!(doc["authentication_tests"]["status"], "WARNING");
-    assert_eq!(doc["sandbox_tests"]["status"], "NOT_RUN");
+    assert_eq!(doc["test_summary"]["aborted"], 1);
+    assert_eq!(doc["service_health"]["postgres"]["status"], "SUCCESS");
+    assert_eq!(doc["service_health"]["gitlab"]["status"], "WARNING");
+    assert_eq!(doc["authentication_tests"]["status"], "FAILURE");
+    assert_eq!(doc["sandbox_tests"]["status"], "ABORTED");
     assert_eq!(doc["signature"]["algorithm"], "ed25519");
     assert!(f
         .written
@@ -181,6 +98,11 @@ fn transcript_has_the_spec_fields_and_verifies() {
             Err(VerifyError::NotPinned { key_id }) if key_id == ok.key_id
         ));
     }
+    // A phase without checks is NOT_RUN.
+    let mut no_sandbox = sample::report(OverallStatus::Failure, None);
+    no_sandbox.results.retain(|r| r.phase != Phase::Sandbox);
+    let doc = transcript::build(&no_sandbox, &sample::info(None), false);
+    assert_eq!(doc["sandbox_tests"]["status"], "NOT_RUN");
 }
 
 #[test]
@@ -192,10 +114,9 @@ fn no_secret_reaches_any_artifact() {
         &f.written.junit,
     ] {
         let text = std::fs::read_to_string(path).unwrap();
-        assert!(!text.contains("hunter22"), "secret in {}", path.display());
-        let decoded = text.clone();
+        assert!(!text.contains(SECRET), "secret in {}", path.display());
         assert!(
-            !decoded.contains("aHVudGVyMjI"),
+            !text.contains(&STANDARD.encode(SECRET)),
             "base64 secret in {}",
             path.display()
         );
@@ -203,11 +124,8 @@ fn no_secret_reaches_any_artifact() {
     // The DSSE payload is base64: decode it and look again.
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&payload).contains("hunter22"));
+    let payload = STANDARD.decode(env["payload"].as_str().unwrap()).unwrap();
+    assert!(!String::from_utf8_lossy(&payload).contains(SECRET));
 }
 
 #[test]
@@ -251,7 +169,7 @@ fn write_blocked(block: impl Fn(&Path, &str)) -> (UserError, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("artifacts");
     std::fs::create_dir(&out).unwrap();
-    let report = report(OverallStatus::Success);
+    let report = sample::report(OverallStatus::Success, None);
     let stem = format!(
         "boot_transcript_{}",
         report.started_at.format("%Y%m%d-%H%M%S")
@@ -261,7 +179,7 @@ fn write_blocked(block: impl Fn(&Path, &str)) -> (UserError, Vec<String>) {
     let err = write_all(
         &out,
         &report,
-        &info(None),
+        &sample::info(None),
         &crate::sign::SigningMaterial::ephemeral(),
         &Redactor::default(),
     )
@@ -323,18 +241,15 @@ fn the_artifacts_are_written_as_a_set_or_not_at_all() {
 fn junit_has_one_testcase_per_check_and_a_suite_per_phase() {
     let f = fixture(OverallStatus::Failure);
     let xml = std::fs::read_to_string(&f.written.junit).unwrap();
-    assert_eq!(xml.matches("<testcase").count(), 5);
-    assert_eq!(xml.matches("<testsuite ").count(), 3, "{xml}");
+    assert_eq!(xml.matches("<testcase").count(), 9);
+    assert_eq!(xml.matches("<testsuite ").count(), 7, "{xml}");
     assert!(xml.contains(r#"classname="services""#), "{xml}");
+    assert!(xml.contains("expected HTTP 200, found HTTP 503"), "{xml}");
     assert!(
-        xml.contains("expected status 200, found status 503"),
+        xml.contains("<skipped message=\"postgres.reachable failed\""),
         "{xml}"
     );
-    assert!(
-        xml.contains("<skipped message=\"needs `x`, which failed\""),
-        "{xml}"
-    );
-    assert!(xml.contains("time=\"0.120\""), "{xml}");
+    assert!(xml.contains("time=\"1.234\""), "{xml}");
 }
 
 #[test]
@@ -342,8 +257,7 @@ fn dsse_signature_verifies_with_plain_openssl() {
     let f = fixture(OverallStatus::Success);
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64 = STANDARD;
     let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
     let sig = b64
         .decode(env["signatures"][0]["sig"].as_str().unwrap())
@@ -385,10 +299,7 @@ fn statement_follows_in_toto_test_result() {
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
     assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
+    let payload = STANDARD.decode(env["payload"].as_str().unwrap()).unwrap();
     let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(
@@ -401,12 +312,12 @@ fn statement_follows_in_toto_test_result() {
         64
     );
     assert_eq!(st["predicate"]["result"], "WARNED");
-    assert_eq!(st["predicate"]["configuration"][0]["name"], "x");
+    assert_eq!(st["predicate"]["configuration"][0]["name"], "postgres");
     assert!(st["predicate"]["failedTests"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|t| t == "matrix.login"));
+        .any(|t| t == "agent.create-project"));
 }
 
 mod tamper {
