@@ -284,22 +284,28 @@ mod tests {
 
     #[test]
     fn finds_processes_by_their_qemu_name() {
+        // Unique per test process: other runs of this test may be live.
+        let name = format!("spinup-smoke-probe-test-{}", std::process::id());
+        use std::os::unix::process::CommandExt;
+        // A compound command: the shell stays (it does not exec `sleep`),
+        // so its command line keeps the QEMU-like `-name` argument.
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "-name", "spinup-smoke-probe-test"])
+            .args(["-c", "sleep 30; exit 0", "-name", &name])
+            .process_group(0)
             .spawn()
             .unwrap();
         // Until the child has exec'd, its command line is still ours.
         let mut found = Vec::new();
         for _ in 0..200 {
-            found = qemu_processes_named("spinup-smoke-probe-test");
+            found = qemu_processes_named(&name);
             if !found.is_empty() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let _ = child.kill();
+        crate::os::process::signal_group(child.id(), libc::SIGKILL);
         let _ = child.wait();
         assert_eq!(found, vec![child.id()]);
-        assert!(qemu_processes_named("spinup-smoke-probe-test").is_empty());
+        assert!(qemu_processes_named(&name).is_empty());
     }
 }
