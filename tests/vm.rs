@@ -5,7 +5,9 @@
 //! guest.qcow2, vmlinuz and initrd.img) or else from
 //! `scripts/build-guest-image.sh`, which builds it once (about 4 minutes on
 //! an idle machine; more under load) into ~/.cache/spinup-smoke/guest/<key>/
-//! and answers from that cache afterwards.
+//! and answers from that cache afterwards. Where QEMU or debootstrap is
+//! missing the tests are reported ignored with the reason (build.rs),
+//! unless SPINUP_SMOKE_REQUIRE_ALL=1.
 //!
 //! Boots are expensive under TCG, so the tests run one at a time (a shared
 //! lock) and one booted guest serves every assertion of the boot phase.
@@ -134,6 +136,10 @@ fn qemu_named(name: &str) -> Vec<u32> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn build_and_image_checks_on_the_real_guest_image() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -180,6 +186,10 @@ async fn build_and_image_checks_on_the_real_guest_image() {
 /// systemd checks over D-Bus (each passing and failing for a real reason),
 /// then the registry's `teardown_all` leaves nothing behind.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -291,6 +301,10 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
 /// A disk with no filesystem: the kernel boots, the initramfs cannot mount
 /// root and panics, QEMU exits (-no-reboot): FAIL with the console tail.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -323,6 +337,10 @@ async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing
 /// sshd masked: the guest boots but never answers ssh; the check fails at
 /// its deadline and the VM is torn down.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -348,6 +366,10 @@ async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
 /// QEMU killed while the kernel boots: the check fails at once (it does not
 /// wait for the deadline) with the console tail, and nothing is left.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -397,6 +419,10 @@ async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
 /// down: after a one-check plan that boots a guest returns, no QEMU of that
 /// VM is left (by the pid in the evidence and by its `-name` in /proc).
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn run_tears_down_the_vms_it_booted_before_it_returns() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -448,6 +474,10 @@ async fn run_tears_down_the_vms_it_booted_before_it_returns() {
 /// (exit 3 here, so the check fails for exactly that reason), and a clean
 /// teardown proven (no QEMU, overlay, port or tap left).
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn sandbox_cycle_proves_limits_isolation_job_result_and_cleanup() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
