@@ -117,24 +117,6 @@ fn rss_kib() -> u64 {
 }
 
 /// Live processes whose argv has `-name <name>`.
-fn qemu_named(name: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                    args.windows(2)
-                        .any(|w| w[0] == b"-name" && w[1] == name.as_bytes())
-                })
-                .unwrap_or(false)
-        })
-        .filter(|pid| process_alive(*pid))
-        .collect()
-}
-
 #[tokio::test]
 #[cfg_attr(
     missing = "qemu",
@@ -329,7 +311,9 @@ async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing
     );
     assert!(v.evidence.contains("teardown: qemu pid"), "{v:?}");
     assert!(!v.evidence.contains("gone: NO"), "{v:?}");
-    assert!(qemu_named("spinup-smoke-itest-corrupt").is_empty());
+    assert!(
+        spinup_smoke::vm::machine::qemu_processes_named("spinup-smoke-itest-corrupt").is_empty()
+    );
     assert!(vms.get("itest-corrupt").is_none());
     eprintln!("corrupt image: {}", v.found);
 }
@@ -360,7 +344,7 @@ async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
     );
     assert!(v.evidence.contains("console tail:"), "{v:?}");
     assert!(!v.evidence.contains("gone: NO"), "{v:?}");
-    assert!(qemu_named("spinup-smoke-itest-nossh").is_empty());
+    assert!(spinup_smoke::vm::machine::qemu_processes_named("spinup-smoke-itest-nossh").is_empty());
 }
 
 /// QEMU killed while the kernel boots: the check fails at once (it does not
@@ -387,7 +371,7 @@ async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
                 .find(|e| e.file_name().to_string_lossy().ends_with("console.log"))
                 .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
                 .unwrap_or_default();
-            let pids = qemu_named("spinup-smoke-itest-dies");
+            let pids = spinup_smoke::vm::machine::qemu_processes_named("spinup-smoke-itest-dies");
             if console.contains("Linux version") && !pids.is_empty() {
                 for pid in pids {
                     // SAFETY: plain kill(2) of the QEMU this test started.
@@ -466,7 +450,9 @@ async fn run_tears_down_the_vms_it_booted_before_it_returns() {
         .and_then(|digits| digits.parse().ok())
         .unwrap_or_else(|| panic!("no qemu pid in the evidence: {result:?}"));
     assert!(!process_alive(pid), "QEMU pid {pid} outlived run::run");
-    assert!(qemu_named(&format!("spinup-smoke-{name}")).is_empty());
+    assert!(
+        spinup_smoke::vm::machine::qemu_processes_named(&format!("spinup-smoke-{name}")).is_empty()
+    );
 }
 
 /// Two 4 GiB / 2 vCPU sandboxes at once: limits proven inside each guest,

@@ -609,6 +609,29 @@ fn strip_control(text: &str) -> String {
     out
 }
 
+/// Pids of live processes whose command line contains `-name <name>`.
+pub fn qemu_processes_named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let me = std::process::id();
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                    args.windows(2)
+                        .any(|w| w[0] == b"-name" && w[1] == name.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .filter(|pid| crate::os::process_alive(*pid))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

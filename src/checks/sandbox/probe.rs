@@ -8,7 +8,6 @@ use std::time::Instant;
 use super::judge::{Facts, GuestLimits, Isolation, JobRun};
 use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::os::process_alive;
 use crate::os::CommandExecutor;
 use crate::os::CommandSpec;
 use crate::vm::{self, RunningVm, VmConfig};
@@ -69,7 +68,9 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
         let report = vm.teardown().await;
         facts
             .leftover_qemu
-            .extend(qemu_processes_named(&vm::machine::qemu_name(&vm.name)));
+            .extend(vm::machine::qemu_processes_named(&vm::machine::qemu_name(
+                &vm.name,
+            )));
         facts.teardowns.push(report);
     }
     drop(running);
@@ -239,29 +240,6 @@ fn tap_devices() -> Vec<String> {
     taps
 }
 
-/// Pids of live processes whose command line contains `-name <name>`.
-fn qemu_processes_named(name: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let me = std::process::id();
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| *pid != me)
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| {
-                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-                    args.windows(2)
-                        .any(|w| w[0] == b"-name" && w[1] == name.as_bytes())
-                })
-                .unwrap_or(false)
-        })
-        .filter(|pid| process_alive(*pid))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +275,7 @@ mod tests {
         // Until the child has exec'd, its command line is still ours.
         let mut found = Vec::new();
         for _ in 0..200 {
-            found = qemu_processes_named(&name);
+            found = crate::vm::machine::qemu_processes_named(&name);
             if !found.is_empty() {
                 break;
             }
@@ -306,6 +284,6 @@ mod tests {
         crate::os::process::signal_group(child.id(), libc::SIGKILL);
         let _ = child.wait();
         assert_eq!(found, vec![child.id()]);
-        assert!(qemu_processes_named(&name).is_empty());
+        assert!(crate::vm::machine::qemu_processes_named(&name).is_empty());
     }
 }
