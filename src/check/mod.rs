@@ -3,8 +3,9 @@
 //! (`Verdict`), what a probe may use (`ProbeContext`), and the vocabulary of
 //! phases, outcomes and results (`model`).
 //!
-//! **Architecture invariant:** imports only `error`, `os` and `vm` (the
-//! infrastructure below it); no kind, profile, runner or reporter.
+//! **Architecture invariant:** imports only `error`, `text`, `os` and `vm`
+//! (the infrastructure below it); no kind, profile, runner or reporter
+//! (`tests/tidy.rs` holds it).
 
 pub mod context;
 pub mod model;

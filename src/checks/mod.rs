@@ -12,28 +12,8 @@ use serde::Deserialize;
 
 use crate::check::{HumanDuration, Phase, Probe, ProbeContext, RawRetry, Severity, Verdict};
 
-pub mod budget;
-pub mod build;
-pub mod command;
-pub mod container;
-pub mod dns;
-pub mod file;
-pub mod http;
-pub mod image;
-pub mod matrix;
-pub mod oidc;
-pub mod ports;
-pub mod postgres;
-pub mod process;
-pub mod prometheus;
-pub mod sandbox;
-pub mod systemd;
-pub mod tcp;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testutil;
-pub mod tls;
-pub mod vm;
-pub mod vm_command;
 
 /// Refuses a table that sets a field its assertion does not use: `set`
 /// lists each optional field and whether it is present, `uses` the fields
@@ -67,6 +47,8 @@ impl std::fmt::Debug for Password {
 
 macro_rules! check_kinds {
     ($( $key:ident => $variant:ident ),* $(,)?) => {
+        $( pub mod $key; )*
+
         /// A resolved probe declaration: one variant per probe kind.
         #[derive(Debug, Clone)]
         pub enum ProbeSpec { $( $variant($key::Spec), )* }

@@ -11,9 +11,9 @@
 //! Every QEMU this module starts dies with the `RunningVm` that owns it (and
 //! with this process: `PR_SET_PDEATHSIG`).
 //!
-//! **Architecture invariant:** imports only `os` (processes) of the
-//! validator; nothing of the check model, the kinds, the runner, profiles
-//! or reports.
+//! **Architecture invariant:** imports only `os` (processes), `error` and
+//! `text` of the validator; nothing of the check model, the kinds, the
+//! runner, profiles or reports (`tests/tidy.rs` holds it).
 
 pub mod accel;
 pub mod bus;
