@@ -265,10 +265,12 @@ mod tests {
         // Unique per test process: other runs of this test may be live.
         let name = format!("spinup-smoke-probe-test-{}", std::process::id());
         use std::os::unix::process::CommandExt;
-        // A compound command: the shell stays (it does not exec `sleep`),
-        // so its command line keeps the QEMU-like `-name` argument.
+        // A shell blocked in its builtin `read` on a pipe we hold: one
+        // process (nothing forked or exec'd), whose command line keeps the
+        // QEMU-like `-name` argument.
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30; exit 0", "-name", &name])
+            .args(["-c", "read line", "-name", &name])
+            .stdin(std::process::Stdio::piped())
             .process_group(0)
             .spawn()
             .unwrap();
