@@ -33,14 +33,21 @@ impl Guest {
     }
 }
 
+/// A first build takes a few minutes, more under load; past this it is stuck.
+const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40 * 60);
+
 /// Builds (or reuses) the demo guest image into `dir`.
 pub fn prepare(assets: &Assets, dir: &Path) -> Result<Guest, UserError> {
     println!("demo: guest image (built once with debootstrap, a few minutes; then cached)");
-    let status = std::process::Command::new(assets.join("scripts/build-guest-image.sh"))
+    let mut build = std::process::Command::new(assets.join("scripts/build-guest-image.sh"));
+    build
         .arg(dir)
         .current_dir(assets.root())
-        .stdout(std::process::Stdio::null())
-        .status()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // In its own process group, dying with `demo up`: a killed `up` leaves
+    // no debootstrap writing into the state directory.
+    let status = spinup_smoke::os::process::status_within(build, BUILD_TIMEOUT)
         .map_err(|e| UserError::new(format!("cannot run scripts/build-guest-image.sh: {e}")))?;
     if !status.success() {
         return Err(UserError::new(format!("building the demo guest image failed ({status})"))

@@ -138,37 +138,30 @@ pub fn run_to_end(
         .append(true)
         .open(log_path(state, name))
         .map_err(|e| UserError::new(format!("cannot open the log of {name}: {e}")))?;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| UserError::new(e.to_string()))?)
-        .stderr(log)
-        .spawn()
-        .map_err(|e| {
-            UserError::new(format!("{name}: cannot run {program}: {e}"))
-                .hint("run ./scripts/setup.sh first")
-        })?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => {
-                return Err(UserError::new(format!(
-                    "{name}: `{program} {}` failed ({status}); log tail:\n{}",
-                    args.join(" "),
-                    log_tail(state, name, 15)
-                )))
-            }
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(UserError::new(format!(
-                    "{name}: `{program}` did not finish within {}s",
-                    timeout.as_secs()
-                )));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(UserError::new(format!("{name}: {e}"))),
+        .stderr(log);
+    match spinup_smoke::os::process::status_within(command, timeout) {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(UserError::new(format!(
+            "{name}: `{program} {}` failed ({status}); log tail:\n{}",
+            args.join(" "),
+            log_tail(state, name, 15)
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Err(UserError::new(format!(
+            "{name}: `{program}` did not finish within {}s",
+            timeout.as_secs()
+        ))),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            Err(UserError::new(format!("{name}: cannot run {program}: {e}"))
+                .hint("run ./scripts/setup.sh first"))
         }
+        Err(e) => Err(UserError::new(format!("{name}: {e}"))),
     }
 }

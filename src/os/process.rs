@@ -3,7 +3,7 @@
 //! a deadline for the few synchronous callers (host facts, helper scripts).
 
 use std::io;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Sends `signal` to the process group `pgid` (a group leader's pid).
@@ -60,17 +60,65 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Starts `command` as the leader of a new process group that dies with
+/// this thread (`PR_SET_PDEATHSIG`): a validator or demo killed mid-step
+/// leaves no helper behind. The guard kills the group when dropped.
+fn spawn_guarded(command: &mut Command) -> io::Result<(Child, GroupGuard)> {
+    use std::os::unix::process::CommandExt;
+    command.process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
+    // between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    let guard = GroupGuard::new(Some(child.id()));
+    Ok((child, guard))
+}
+
+/// Waits for `child` until `deadline`; past it the group goes (the guard).
+fn wait_until(child: &mut Child, guard: GroupGuard, timeout: Duration) -> io::Result<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            drop(guard);
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "no exit within {:.1}s; its process group was killed",
+                    timeout.as_secs_f64()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // The leader exited; whatever it left in its group goes too.
+    drop(guard);
+    Ok(status)
+}
+
+/// Runs `command` (with the stdio the caller set) in a process group of its
+/// own and kills the whole group if it has not finished within `timeout`.
+pub fn status_within(mut command: Command, timeout: Duration) -> io::Result<ExitStatus> {
+    let (mut child, guard) = spawn_guarded(&mut command)?;
+    wait_until(&mut child, guard, timeout)
+}
+
 /// Runs `command` in a process group of its own, capturing its output, and
 /// kills the whole group if it has not finished within `timeout`.
 pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Output> {
-    use std::os::unix::process::CommandExt;
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = command.spawn()?;
-    let guard = GroupGuard::new(Some(child.id()));
+        .stderr(Stdio::piped());
+    let (mut child, guard) = spawn_guarded(&mut command)?;
     // Readers on threads, so a chatty child cannot block on a full pipe.
     let read = |pipe: Option<Box<dyn io::Read + Send>>| {
         std::thread::spawn(move || {
@@ -93,26 +141,7 @@ pub fn output_within(mut command: Command, timeout: Duration) -> io::Result<Outp
             .take()
             .map(|p| Box::new(p) as Box<dyn io::Read + Send>),
     );
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            drop(guard);
-            let _ = child.wait();
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "no exit within {:.1}s; its process group was killed",
-                    timeout.as_secs_f64()
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    // The leader exited; whatever it left in its group goes too.
-    drop(guard);
+    let status = wait_until(&mut child, guard, timeout)?;
     Ok(Output {
         status,
         stdout: out.join().unwrap_or_default(),
