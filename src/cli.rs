@@ -22,9 +22,10 @@ use crate::report::console::{Console, Style};
 /// system and writes an ed25519-signed boot transcript bound to the image's
 /// SHA-256 digest, an in-toto/DSSE attestation and a JUnit report.
 ///
-/// Exit codes: 0 every check passed (warnings allowed), 1 a check failed
-/// (or `verify` found the file invalid), 2 usage, profile, target or key
-/// error, 3 the run was aborted (SIGINT, SIGTERM, VALIDATION_TIMEOUT).
+/// Exit codes: 0 every check passed (WARNING allowed: warned checks, phases
+/// not examined), 1 a check failed or a required phase ran no check (or
+/// `verify` found the file invalid), 2 usage, profile, target or key error,
+/// 3 the run was aborted (SIGINT, SIGTERM, VALIDATION_TIMEOUT).
 #[derive(Debug, Parser)]
 #[command(name = "spinup-smoke", version, propagate_version = true)]
 pub struct Cli {
@@ -96,6 +97,10 @@ pub struct RunArgs {
     pub jobs: u16,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// A phase that must run a check, or the run fails (repeatable; adds to
+    /// the target's `require_phases`).
+    #[arg(long = "require-phase", value_name = "NAME", value_parser = parse_phase)]
+    pub require_phases: Vec<Phase>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -400,6 +405,13 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
     let Some(key) = key else {
         return (report_user_errors(&UserErrors(errors)), None);
     };
+    let plan = plan.requiring(
+        target
+            .required_phases
+            .iter()
+            .chain(&args.require_phases)
+            .copied(),
+    );
     if key.ephemeral {
         eprintln!(
             "warning: no signing key given (--key or SPINUP_SIGNING_KEY): signing with a fresh EPHEMERAL key.\n\
@@ -479,6 +491,8 @@ async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report
         image,
         system_info: crate::sysinfo::SystemInfo::gather(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        target_sha256: target.sha256.clone(),
+        stand_ins: target.stand_ins.clone(),
     };
     match crate::report::write_all(&args.out, &report, &info, &key, &redactor) {
         Ok(written) => {
@@ -579,6 +593,7 @@ async fn demo(args: crate::demo::cli::DemoArgs, settings: EnvSettings) -> i32 {
         out: args.out.clone(),
         jobs: 16,
         format: Format::Human,
+        require_phases: Vec::new(),
     };
     let written_image = run_args.image.clone().unwrap_or_default();
     let (mut code, written) = run(run_args, settings).await;

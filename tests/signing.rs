@@ -1,7 +1,7 @@
 //! Transcript, DSSE envelope and JUnit written by `report::write_all`, then
 //! checked by `sign::verify`, by openssl, and against byte-level tampering.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,7 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::TimeZone;
 
-use spinup_smoke::check::{Attempt, CheckResult, Outcome, OverallStatus, Phase, Severity};
+use spinup_smoke::check::{
+    Attempt, CheckResult, Coverage, Outcome, OverallStatus, Phase, Severity,
+};
 use spinup_smoke::redact::Redactor;
 use spinup_smoke::report::{self, ImageInfo, RunInfo, Written};
 use spinup_smoke::run::report::RunReport;
@@ -25,6 +27,7 @@ fn result(id: &str, phase: Phase, service: &str, status: Outcome) -> CheckResult
         id: id.to_string(),
         phase,
         service: service.to_string(),
+        stand_in: service == "gitlab",
         severity: if status == Outcome::Warn {
             Severity::Warn
         } else {
@@ -73,6 +76,43 @@ fn sample_report(status: OverallStatus, abort_reason: Option<&str>) -> RunReport
     );
     let mut aborted = result("sandbox.cycle", Phase::Sandbox, "sandbox", Outcome::Aborted);
     aborted.found = "cancelled by SIGINT".into();
+    let results = vec![
+        result(
+            "config.flake-evaluates",
+            Phase::Config,
+            "config",
+            Outcome::Pass,
+        ),
+        result(
+            "postgres.reachable",
+            Phase::Services,
+            "postgres",
+            Outcome::Pass,
+        ),
+        leaking,
+        result("gitlab.readiness", Phase::Services, "gitlab", Outcome::Warn),
+        result("oidc.discovery", Phase::Oidc, "oidc", Outcome::Fail),
+        result("agent.create-project", Phase::Agent, "agent", Outcome::Skip),
+        aborted,
+        result(
+            "performance.memory",
+            Phase::Performance,
+            "host",
+            Outcome::Pass,
+        ),
+        result(
+            "security.sshd-password-auth",
+            Phase::Security,
+            "sshd",
+            Outcome::Pass,
+        ),
+    ];
+    let coverage = Coverage::assess(
+        results.iter().map(|r| (r.phase, r.status)),
+        &[],
+        &BTreeSet::from([Phase::Services]),
+        abort_reason.is_some(),
+    );
     RunReport {
         session_id: "spinup-20250124-143052".to_string(),
         started_at: chrono::Utc
@@ -83,37 +123,8 @@ fn sample_report(status: OverallStatus, abort_reason: Option<&str>) -> RunReport
             .unwrap(),
         status,
         abort_reason: abort_reason.map(str::to_string),
-        results: vec![
-            result(
-                "config.flake-evaluates",
-                Phase::Config,
-                "config",
-                Outcome::Pass,
-            ),
-            result(
-                "postgres.reachable",
-                Phase::Services,
-                "postgres",
-                Outcome::Pass,
-            ),
-            leaking,
-            result("gitlab.readiness", Phase::Services, "gitlab", Outcome::Warn),
-            result("oidc.discovery", Phase::Oidc, "oidc", Outcome::Fail),
-            result("agent.create-project", Phase::Agent, "agent", Outcome::Skip),
-            aborted,
-            result(
-                "performance.memory",
-                Phase::Performance,
-                "host",
-                Outcome::Pass,
-            ),
-            result(
-                "security.sshd-password-auth",
-                Phase::Security,
-                "sshd",
-                Outcome::Pass,
-            ),
-        ],
+        coverage,
+        results,
         phase_durations_ms: BTreeMap::from([(Phase::Config, 1000), (Phase::Services, 5000)]),
         safe_mode: true,
     }
@@ -133,6 +144,11 @@ fn sample_info(image: Option<ImageInfo>) -> RunInfo {
         image,
         system_info: SystemInfo::gather(),
         tool_version: "0.1.0".to_string(),
+        target_sha256: Some(format!("sha256:{}", "12".repeat(32))),
+        stand_ins: BTreeMap::from([(
+            "gitlab".to_string(),
+            "demo stand-in (recorded API shapes)".to_string(),
+        )]),
     }
 }
 
@@ -422,6 +438,76 @@ fn in_toto_statement_carries_the_result_and_the_image() {
     assert_eq!(verified.status, "FAILED");
 }
 
+/// `phases`, `stand_ins` and `stand_in` are in both files, under the
+/// signature: verify accepts them and refuses them changed.
+#[test]
+fn coverage_and_stand_ins_are_signed_and_verify() {
+    let f = write_signed(OverallStatus::Failure, None, None);
+    let t = json(&f.written.transcript);
+    let statuses: Vec<(&str, &str)> = t["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["phase"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("config", "RAN"),
+            ("build", "NO_CHECKS"),
+            ("boot", "NO_CHECKS"),
+            ("services", "RAN"),
+            ("oidc", "RAN"),
+            ("agent", "RAN"),
+            ("sandbox", "RAN"),
+            ("e2e", "NO_CHECKS"),
+            ("performance", "RAN"),
+            ("security", "RAN"),
+        ]
+    );
+    assert_eq!(t["phases"][3]["required"], true);
+    assert_eq!(t["phases"][3]["total_tests"], 3);
+    assert_eq!(
+        t["stand_ins"]["gitlab"],
+        "demo stand-in (recorded API shapes)"
+    );
+    let gitlab = t["validation_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "gitlab.readiness")
+        .unwrap();
+    assert_eq!(gitlab["stand_in"], true);
+    assert_eq!(t["service_health"]["gitlab"]["stand_in"], true);
+    verify::verify_file(&f.written.transcript, Some(&f.pubkey), None).unwrap();
+    verify::verify_file(&f.written.attestation, Some(&f.pubkey), None).unwrap();
+
+    let statement: serde_json::Value = serde_json::from_slice(
+        &STANDARD
+            .decode(json(&f.written.attestation)["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(statement["predicate"]["phases"], t["phases"]);
+    assert_eq!(
+        statement["predicate"]["configuration"][1]["annotations"]["stand_ins"],
+        t["stand_ins"]
+    );
+
+    let mut forged = t.clone();
+    forged["stand_ins"] = serde_json::json!({});
+    forged["service_health"]["gitlab"]
+        .as_object_mut()
+        .unwrap()
+        .remove("stand_in");
+    let path = f.dir.path().join("forged.json");
+    std::fs::write(&path, verify::render(&forged)).unwrap();
+    assert_eq!(
+        verify::verify_file(&path, Some(&f.pubkey), None),
+        Err(VerifyError::BadSignature)
+    );
+}
+
 #[test]
 fn unpinned_envelope_borrows_the_key_of_the_transcript_beside_it() {
     let f = write_signed(OverallStatus::Success, None, None);
@@ -601,6 +687,12 @@ fn junit_has_one_testcase_per_check_grouped_by_phase() {
         .unwrap()
         .as_str()
         .starts_with("WARNING: expected HTTP 200"));
+    assert!(warned
+        .system_out
+        .as_ref()
+        .unwrap()
+        .as_str()
+        .contains("\nSTAND-IN: answered by a stand-in of gitlab, not the service itself\n"));
     assert!(case("postgres.reachable")
         .system_out
         .as_ref()

@@ -7,6 +7,7 @@ pub mod dsse;
 pub mod junit;
 pub mod transcript;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,10 @@ pub struct RunInfo {
     pub image: Option<ImageInfo>,
     pub system_info: SystemInfo,
     pub tool_version: String,
+    /// `sha256:<hex>` of the target file, when one was given.
+    pub target_sha256: Option<String>,
+    /// The target's `[stand_ins]`: service -> what answers instead.
+    pub stand_ins: BTreeMap<String, String>,
 }
 
 /// The files a run wrote.

@@ -13,6 +13,7 @@ fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
         id: id.into(),
         phase,
         service: id.split('.').next().unwrap().into(),
+        stand_in: false,
         severity: Severity::Fail,
         status,
         description: format!("{id} works"),
@@ -42,21 +43,34 @@ fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
 
 use crate::check::Outcome;
 
+/// Five results; matrix is answered by a stand-in; services and agent are
+/// required (agent has no check).
 fn report(status: OverallStatus) -> RunReport {
     let start = chrono::Utc::now();
+    let mut results = vec![
+        result("postgres.reachable", Phase::Services, Outcome::Pass),
+        result("matrix.health", Phase::Services, Outcome::Fail),
+        result("matrix.login", Phase::Services, Outcome::Skip),
+        result("oidc.discovery", Phase::Oidc, Outcome::Warn),
+        result("ssh.password-off", Phase::Security, Outcome::Pass),
+    ];
+    for r in results.iter_mut().filter(|r| r.service == "matrix") {
+        r.stand_in = true;
+    }
+    let coverage = crate::check::Coverage::assess(
+        results.iter().map(|r| (r.phase, r.status)),
+        &[],
+        &[Phase::Services, Phase::Agent].into_iter().collect(),
+        false,
+    );
     RunReport {
         session_id: "spinup-test".into(),
         started_at: start,
         completed_at: start + chrono::Duration::milliseconds(1234),
         status,
+        coverage,
         abort_reason: None,
-        results: vec![
-            result("postgres.reachable", Phase::Services, Outcome::Pass),
-            result("matrix.health", Phase::Services, Outcome::Fail),
-            result("matrix.login", Phase::Services, Outcome::Skip),
-            result("oidc.discovery", Phase::Oidc, Outcome::Warn),
-            result("ssh.password-off", Phase::Security, Outcome::Pass),
-        ],
+        results,
         phase_durations_ms: BTreeMap::from([(Phase::Services, 800)]),
         safe_mode: true,
     }
@@ -76,6 +90,11 @@ fn info(image: Option<ImageInfo>) -> RunInfo {
         image,
         system_info: SystemInfo::gather(),
         tool_version: "0.0.0-test".into(),
+        target_sha256: Some(format!("sha256:{}", "ef".repeat(32))),
+        stand_ins: BTreeMap::from([(
+            "matrix".to_string(),
+            "a stand-in replaying recorded answers".to_string(),
+        )]),
     }
 }
 
@@ -164,6 +183,101 @@ fn transcript_has_the_spec_fields_and_verifies() {
     // Without --pubkey it verifies with the embedded key, and says so.
     let unpinned = verify_file(&f.written.attestation, None, None).unwrap();
     assert!(unpinned.warnings.iter().any(|w| w.contains("not pinned")));
+}
+
+#[test]
+fn transcript_lists_every_phase_and_the_stand_ins() {
+    let f = fixture(OverallStatus::Failure);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.written.transcript).unwrap()).unwrap();
+    let phases = doc["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, Phase::ALL.map(|p| p.name()));
+    let phase = |name: &str| phases.iter().find(|p| p["phase"] == name).unwrap();
+    assert_eq!(
+        phase("services"),
+        &serde_json::json!({
+            "phase": "services", "status": "RAN", "required": true,
+            "total_tests": 3, "passed": 1, "failed": 1, "warned": 0,
+            "skipped": 1, "aborted": 0,
+        })
+    );
+    assert_eq!(phase("agent")["status"], "NO_CHECKS");
+    assert_eq!(phase("agent")["required"], true);
+    assert_eq!(phase("oidc")["warned"], 1);
+    assert_eq!(phase("e2e")["required"], false);
+    assert_eq!(
+        doc["stand_ins"],
+        serde_json::json!({ "matrix": "a stand-in replaying recorded answers" })
+    );
+    let results = doc["validation_results"].as_array().unwrap();
+    let by_id = |id: &str| results.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(by_id("matrix.health")["stand_in"], true);
+    assert_eq!(by_id("matrix.login")["stand_in"], true);
+    assert!(
+        by_id("postgres.reachable").get("stand_in").is_none(),
+        "only stand-in results carry the field"
+    );
+    assert_eq!(doc["service_health"]["matrix"]["stand_in"], true);
+    assert!(doc["service_health"]["postgres"].get("stand_in").is_none());
+    // The signature covers the new fields: they verify, and changing one breaks it.
+    verify_file(&f.written.transcript, Some(&f.public), Some(&f.image)).unwrap();
+    for (pointer, value) in [
+        ("/phases/5/status", serde_json::json!("RAN")),
+        ("/phases/3/required", serde_json::json!(false)),
+        ("/stand_ins", serde_json::json!({})),
+        ("/validation_results/1/stand_in", serde_json::json!(false)),
+        ("/service_health/matrix/stand_in", serde_json::json!(false)),
+    ] {
+        let mut forged = doc.clone();
+        *forged.pointer_mut(pointer).unwrap() = value;
+        let path = f.dir.path().join("forged.json");
+        std::fs::write(&path, crate::sign::verify::render(&forged)).unwrap();
+        assert_eq!(
+            verify_file(&path, None, None),
+            Err(VerifyError::BadSignature),
+            "{pointer}"
+        );
+    }
+}
+
+#[test]
+fn statement_carries_the_coverage_and_names_the_stand_ins() {
+    let f = fixture(OverallStatus::Failure);
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
+    use base64::Engine;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap())
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let predicate = &st["predicate"];
+    assert_eq!(predicate["result"], "FAILED");
+    let phases = predicate["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 10);
+    assert_eq!(phases[5]["phase"], "agent");
+    assert_eq!(phases[5]["status"], "NO_CHECKS");
+    assert_eq!(phases[5]["required"], true);
+    let configuration = predicate["configuration"].as_array().unwrap();
+    assert_eq!(configuration[0]["name"], "x");
+    assert_eq!(
+        configuration[1],
+        serde_json::json!({
+            "name": "target:test",
+            "digest": { "sha256": "ef".repeat(32) },
+            "annotations": { "stand_ins": { "matrix": "a stand-in replaying recorded answers" } },
+        })
+    );
+    // JUnit says so too.
+    let xml = std::fs::read_to_string(&f.written.junit).unwrap();
+    assert!(
+        xml.contains("STAND-IN: answered by a stand-in of matrix, not the service itself"),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("STAND-IN:").count(), 2, "{xml}");
 }
 
 #[test]

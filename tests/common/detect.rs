@@ -52,9 +52,9 @@ impl Server {
     /// Why the server is missing (`None`: it is here). `repo` is the checkout.
     pub fn missing(self, repo: &Path) -> Option<String> {
         let what = match self {
-            Server::Postgres => pg_bin_dir()
-                .is_none()
-                .then(|| "no initdb and pg_ctl in PG_BIN, /usr/lib/postgresql/*/bin or PATH".to_string()),
+            Server::Postgres => pg_bin_dir().is_none().then(|| {
+                "no initdb and pg_ctl in PG_BIN, /usr/lib/postgresql/*/bin or PATH".to_string()
+            }),
             Server::Synapse => synapse_python(repo).is_none().then(|| {
                 "no Python that imports synapse and authlib (SYNAPSE_PYTHON, or .venv/bin/python)"
                     .to_string()
@@ -73,7 +73,11 @@ impl Server {
                 ]
                 .into_iter()
                 .filter_map(|s| s.missing(repo))
-                .chain(on_path("nginx").is_none().then(|| "no nginx on PATH".to_string()))
+                .chain(
+                    on_path("nginx")
+                        .is_none()
+                        .then(|| "no nginx on PATH".to_string()),
+                )
                 .collect();
                 (!parts.is_empty()).then(|| parts.join("; "))
             }
@@ -122,9 +126,15 @@ fn is_executable(path: &Path) -> bool {
 
 /// The directory of initdb and pg_ctl.
 pub fn pg_bin_dir() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PG_BIN").map(PathBuf::from).into_iter().collect();
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PG_BIN")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).collect();
+        let mut versions: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .collect();
         versions.sort();
         versions.reverse();
         candidates.extend(versions);
@@ -179,6 +189,9 @@ pub fn sshd(repo: &Path) -> Option<PathBuf> {
     std::env::var_os("SSHD")
         .map(PathBuf::from)
         .into_iter()
-        .chain([repo.join(".cache/sshd/usr/sbin/sshd"), PathBuf::from("/usr/sbin/sshd")])
+        .chain([
+            repo.join(".cache/sshd/usr/sbin/sshd"),
+            PathBuf::from("/usr/sbin/sshd"),
+        ])
         .find(|p| is_executable(p))
 }
