@@ -77,6 +77,9 @@
             commonArgs
             // {
               inherit cargoArtifacts;
+              # The validator alone: the workspace's other crate is the demo
+              # stack (demo/, `spinup-smoke-demo`), which it does not need.
+              cargoExtraArgs = "--locked -p spinup-smoke";
               # The test suite runs in checks.spinup-smoke-nextest.
               doCheck = false;
               postInstall = ''

@@ -6,13 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-5}"
-cargo build --release --locked --quiet
+cargo build --release --locked --quiet --workspace
 bin=target/release/spinup-smoke
 work=$(mktemp -d); chmod 755 "$work"  # the postgres user must reach the state
 state=$work/demo
 trap '"$bin" demo down --state "$state" >/dev/null 2>&1 || true' EXIT
 up_start=$(date +%s.%N)
-"$bin" demo up --state "$state"
+"$bin" demo up --state "$state" --assets "$PWD"
 up_end=$(date +%s.%N)
 target="$state/target.toml"
 out=$(mktemp -d)

@@ -20,7 +20,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 [ "$setup" = 0 ] || { step "setup"; ./scripts/setup.sh; }
 step "build"
-cargo build --locked
+# Both programs of the workspace: spinup-smoke execs spinup-smoke-demo for `demo`.
+cargo build --locked --workspace
 bin=target/debug/spinup-smoke
 
 keys=.demo-keys
@@ -32,4 +33,4 @@ fi
 step "demo: start the embedded stack, validate every phase, verify the signed transcript, stop"
 # Stop a stack left over from an interrupted run first (safe when none is).
 "$bin" demo down --state .demo >/dev/null
-"$bin" demo --state .demo --key "$keys/demo.key" --out artifacts/demo
+"$bin" demo --state .demo --assets "$PWD" --key "$keys/demo.key" --out artifacts/demo

@@ -10,7 +10,6 @@
 pub mod check;
 pub mod checks;
 pub mod cli;
-pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod exit;

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::check::Check;
 use crate::check::Phase;
-use crate::error::{UserError, UserErrors};
+use crate::error::{Location, UserError, UserErrors};
 
 /// Checks in execution order: by phase, then topologically within a phase
 /// (stable: profile order where the graph leaves a choice).
@@ -29,7 +29,7 @@ impl Plan {
             .into_iter()
             .filter(|c| selected.contains(&c.id))
             .collect();
-        let ordered = order(checks)?;
+        let ordered = order(checks).map_err(|(cycle, first)| cycle_error(&cycle, first))?;
         Ok(Plan {
             checks: ordered,
             selected: phases.to_vec(),
@@ -72,9 +72,23 @@ fn select(checks: &[Check], phases: &[Phase]) -> BTreeSet<String> {
     selected
 }
 
+/// A dependency cycle among `checks`: its ids, the first one repeated at the
+/// end (`a -> b -> a`), or `None` when they can be ordered.
+pub fn find_cycle(checks: &[Check]) -> Option<Vec<String>> {
+    order(checks.to_vec()).err().map(|(cycle, _)| cycle)
+}
+
+/// The error for a dependency cycle, pointing at `at`.
+pub fn cycle_error(cycle: &[String], at: Location) -> UserError {
+    UserError::new(format!("dependency cycle: {}", cycle.join(" -> ")))
+        .at(at)
+        .field("needs")
+        .hint("remove one of these `needs` entries so the checks can be ordered")
+}
+
 /// Orders by phase, then Kahn's algorithm within each phase; a cycle is
-/// reported with its path.
-fn order(checks: Vec<Check>) -> Result<Vec<Check>, UserErrors> {
+/// returned as its path and the location of its first check.
+fn order(checks: Vec<Check>) -> Result<Vec<Check>, (Vec<String>, Location)> {
     let mut out = Vec::with_capacity(checks.len());
     let mut by_phase: BTreeMap<Phase, Vec<Check>> = BTreeMap::new();
     for c in checks {
@@ -93,14 +107,14 @@ fn order(checks: Vec<Check>) -> Result<Vec<Check>, UserErrors> {
                     done.insert(c.id.clone());
                     out.push(c);
                 }
-                None => return Err(cycle_error(&pending, &ids).into()),
+                None => return Err(cycle_path(&pending, &ids)),
             }
         }
     }
     Ok(out)
 }
 
-fn cycle_error(pending: &[Check], ids: &BTreeSet<String>) -> UserError {
+fn cycle_path(pending: &[Check], ids: &BTreeSet<String>) -> (Vec<String>, Location) {
     let by_id: BTreeMap<&str, &Check> = pending.iter().map(|c| (c.id.as_str(), c)).collect();
     // Walk needs from the first pending check until an id repeats.
     let mut path: Vec<&str> = vec![pending[0].id.as_str()];
@@ -119,11 +133,8 @@ fn cycle_error(pending: &[Check], ids: &BTreeSet<String>) -> UserError {
         }
         path.push(next);
     }
-    let first = by_id[path[0]];
-    UserError::new(format!("dependency cycle: {}", path.join(" -> ")))
-        .at(first.location.clone())
-        .field("needs")
-        .hint("remove one of these `needs` entries so the checks can be ordered")
+    let first = by_id[path[0]].location.clone();
+    (path.into_iter().map(str::to_string).collect(), first)
 }
 
 #[cfg(test)]

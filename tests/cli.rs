@@ -147,15 +147,53 @@ fn selftest_passes_and_its_transcript_verifies() {
         ]);
         assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     }
+    // Without --pubkey, an intact file is not valid: the signer is not pinned.
+    for file in [
+        written(&out_dir, ".json"),
+        written(&out_dir, ".intoto.json"),
+    ] {
+        let out = run(&["verify", file.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("NOT VERIFIED: signer not pinned") && !stdout.contains("valid"),
+            "{stdout}\n{stderr}"
+        );
+        // Unless the user trusts the embedded key, and is warned what that proves.
+        let out = run(&["verify", file.to_str().unwrap(), "--trust-embedded-key"]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(stdout.contains(": valid ("), "{stdout}");
+        assert!(
+            stderr.contains("warning: key not pinned") && stderr.contains("not who signed it"),
+            "{stderr}"
+        );
+    }
+    // --pubkey and --trust-embedded-key together are a usage error.
+    let out = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--pubkey",
+        public.to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
     // The same transcript against a different image fails verification.
     std::fs::write(&image, b"another image").unwrap();
     let out = run(&[
         "verify",
         written(&out_dir, ".json").to_str().unwrap(),
+        "--pubkey",
+        public.to_str().unwrap(),
         "--image",
         image.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("INVALID: digest mismatch"),
+        "{:?}",
+        text(&out)
+    );
 }
 
 /// A required phase that ran no check fails the run (exit 1) and says so,
@@ -199,7 +237,11 @@ fn a_required_phase_without_checks_fails_the_run() {
     assert_eq!(doc["phases"][5]["required"], true);
     assert_eq!(doc["phases"][0]["required"], true);
     assert_eq!(doc["phases"][1]["required"], false);
-    let verified = run(&["verify", written(&out_dir, ".json").to_str().unwrap()]);
+    let verified = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
     assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
 
     // From the target, with the phase left out by --phase.
@@ -315,6 +357,7 @@ fn stand_ins_declared_by_the_target_are_never_silent() {
     let verified = run(&[
         "verify",
         written(&out_dir, ".intoto.json").to_str().unwrap(),
+        "--trust-embedded-key",
     ]);
     assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
     let envelope: serde_json::Value =
@@ -380,11 +423,25 @@ fn selftest_fail_exits_1_with_skip_reason_and_failure_block() {
     assert_eq!(by_id("selftest-fail.needs-missing-file")["status"], "SKIP");
     assert_eq!(by_id("selftest-fail.optional-warning")["status"], "WARN");
     assert_eq!(by_id("selftest-fail.unrelated-pass")["status"], "PASS");
-    // Ephemeral signatures still verify, with a warning.
-    let out = run(&["verify", written(dir.path(), ".json").to_str().unwrap()]);
+    // An ephemeral key cannot be pinned: trusted explicitly, the transcript
+    // verifies, with warnings; otherwise the signer is not pinned.
+    let transcript_path = written(dir.path(), ".json");
+    let out = run(&["verify", transcript_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(
+        text(&out).1.contains("signer not pinned"),
+        "{:?}",
+        text(&out)
+    );
+    let out = run(&[
+        "verify",
+        transcript_path.to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.to_lowercase().contains("ephemeral"), "{stderr}");
+    assert!(stderr.contains("key not pinned"), "{stderr}");
 }
 
 #[test]
@@ -411,9 +468,64 @@ fn bad_profile_exits_2_naming_file_line_and_fix() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("needs unknown check `b`"), "{stderr}");
-    assert!(stderr.contains("bad.toml:2:"), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:4:10"),
+        "points at the `needs` entry: {stderr}"
+    );
     assert!(stderr.contains("hint:"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_empty_profile_exits_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("empty.toml");
+    std::fs::write(&profile, "").unwrap();
+    let out = run(&["list", "--profile", profile.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("profile holds no [[check]]")
+            && stderr.contains(&profile.display().to_string()),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("nothing to run"), "{stderr}");
+}
+
+#[test]
+fn a_signing_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = keypair(dir.path());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600, "keygen writes the key 0600");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        dir.path().join("artifacts").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "signing key {} is readable by group or others (mode 0640)",
+            key.display()
+        )) && stderr.contains(&format!("hint: chmod 600 {}", key.display())),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("artifacts").exists()
+            || std::fs::read_dir(dir.path().join("artifacts"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "nothing was run or written"
+    );
 }
 
 #[test]
@@ -585,7 +697,11 @@ fn sigint_aborts_with_a_signed_transcript() {
     let results = doc["validation_results"].as_array().unwrap();
     assert_eq!(results[0]["status"], "PASS");
     assert_eq!(results[1]["status"], "ABORTED");
-    let verified = run(&["verify", written(&out_dir, ".json").to_str().unwrap()]);
+    let verified = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
     assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
     // The check's process was killed with the run.
     let gone = (0..100).any(|_| {
@@ -646,5 +762,114 @@ fn digest_matches_sha256sum() {
     assert_eq!(
         String::from_utf8_lossy(&ours.stdout).trim(),
         format!("sha256:{theirs}")
+    );
+}
+
+/// Checks judged, artifacts not written: the `--out` directory, writable
+/// when the run started, is replaced by a plain file by one of the checks.
+/// Exit 4 (not 2: something was judged), the write error printed, even
+/// though a check also failed (4 outranks 1).
+#[test]
+fn artifacts_not_written_after_judging_exit_4_with_the_write_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let profile = dir.path().join("clobber.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "[[check]]\nid = \"clobber.out\"\nphase = \"config\"\n[check.command]\nscript = \"rm -r {out} && echo not a directory > {out}\"\n\n\
+             [[check]]\nid = \"clobber.fails\"\nphase = \"services\"\n[check.command]\nrun = [\"false\"]\n",
+            out = out_dir.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("PASS    clobber.out") && stdout.contains("FAIL    clobber.fails"),
+        "both checks were judged: {stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot write artifacts to {}", out_dir.display())),
+        "the write error: {stderr}"
+    );
+    assert!(
+        stderr.contains("the checks were judged (FAILURE), but the signed transcript"),
+        "{stderr}"
+    );
+    assert!(out_dir.is_file(), "nothing replaced the file");
+}
+
+/// This binary alone in a directory of its own (hard-linked, else copied:
+/// the demo program is looked for beside the real executable).
+fn lone_binary(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let lone = bin.join("spinup-smoke");
+    let original = Path::new(env!("CARGO_BIN_EXE_spinup-smoke"));
+    if std::fs::hard_link(original, &lone).is_err() {
+        std::fs::copy(original, &lone).unwrap();
+    }
+    lone
+}
+
+#[test]
+fn demo_without_the_demo_program_exits_2_naming_where_it_looked() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lone = lone_binary(dir.path());
+    let out = Command::new(&lone)
+        .args(["demo", "up", "--state", "x"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let wanted = lone.with_file_name("spinup-smoke-demo");
+    assert!(
+        stderr.contains(&format!("{} does not exist", wanted.display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("cargo build --workspace") && stderr.contains("./scripts/demo.sh"),
+        "{stderr}"
+    );
+}
+
+/// `spinup-smoke demo ARGS` becomes `spinup-smoke-demo ARGS` in the same
+/// process (exec): same pid, arguments untouched, its exit code.
+#[test]
+fn demo_execs_the_demo_program_with_the_arguments() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lone = lone_binary(dir.path());
+    let fake = lone.with_file_name("spinup-smoke-demo");
+    let record = dir.path().join("record");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho $$ > {record}\nfor a in \"$@\"; do echo \"[$a]\" >> {record}; done\nexit 7\n",
+            record = record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let child = Command::new(&lone)
+        .args(["demo", "--state", "/tmp/a b", "up", "--help", "-x"])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(7), "the demo program's exit code");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        recorded,
+        format!("{pid}\n[--state]\n[/tmp/a b]\n[up]\n[--help]\n[-x]\n"),
+        "same process, arguments untouched"
     );
 }

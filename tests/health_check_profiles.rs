@@ -193,8 +193,7 @@ fn profiles_use_only_contract_names_and_document_every_check() {
             let kind = kinds[0].as_str();
             if ProbeSpec::KINDS.contains(&kind) {
                 let mut table = check[kind].clone();
-                spinup_smoke::profile::interp::interpolate_value(&mut table, &values, kind)
-                    .unwrap();
+                spinup_smoke::profile::interp::interpolate_value(&mut table, &values).unwrap();
                 if let Err(e) = ProbeSpec::from_value(kind, table) {
                     problems.push(format!("{at}: [check.{kind}] invalid: {e}"));
                 }

@@ -1,253 +1,25 @@
-//! The `matrix` probe against a real Synapse (started once per test binary
-//! on SQLite, registration off, client listener only, an OIDC provider
-//! configured) and against small local HTTP servers that misbehave the way
-//! a wrongly configured homeserver does.
+//! The `matrix` probe against a real Synapse (`common::synapse`: started
+//! once per test binary on SQLite, registration off, client listener only,
+//! an OIDC provider configured) and against small local HTTP servers that
+//! misbehave the way a wrongly configured homeserver does.
 //!
-//! Synapse comes from a virtualenv: `SYNAPSE_PYTHON` names its python
-//! (default /tmp/synapse-venv/bin/python). Without it the Synapse tests
-//! print why and return, unless `SPINUP_SMOKE_REQUIRE_SYNAPSE=1`, which
-//! makes a missing Synapse a failure (set it in CI).
+//! Where Synapse is not installed its tests are reported ignored, with the
+//! reason, unless SPINUP_SMOKE_REQUIRE_ALL=1, which makes them fail.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use common::free_port;
+use common::synapse::synapse;
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::matrix::{run, Spec};
-
-// ---------------------------------------------------------------- Synapse
-
-struct Synapse {
-    url: String,
-    operator_password: String,
-}
-
-/// Synapse, none (not installed), or why it could not start. Set once, so a
-/// failed start is not retried by every test.
-static SYNAPSE: OnceLock<Result<Option<Synapse>, String>> = OnceLock::new();
-static SYNAPSE_PROCESS: std::sync::Mutex<Option<std::process::Child>> = std::sync::Mutex::new(None);
-static SYNAPSE_DIR: OnceLock<PathBuf> = OnceLock::new();
-
-extern "C" fn stop_synapse() {
-    let child = SYNAPSE_PROCESS
-        .lock()
-        .ok()
-        .and_then(|mut guard| guard.take());
-    if let Some(mut child) = child {
-        // SAFETY: sending SIGTERM to the child this binary started.
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    if let Some(dir) = SYNAPSE_DIR.get() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-fn synapse_python() -> Option<PathBuf> {
-    let python = std::env::var_os("SYNAPSE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/synapse-venv/bin/python"));
-    let ok = Command::new(&python)
-        .args(["-c", "import synapse, authlib"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    ok.then_some(python)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn random_hex(n: usize) -> String {
-    use rand::RngCore;
-    let mut b = vec![0u8; n];
-    rand::thread_rng().fill_bytes(&mut b);
-    hex::encode(b)
-}
-
-fn synapse() -> Option<&'static Synapse> {
-    let started = SYNAPSE.get_or_init(|| {
-        let Some(python) = synapse_python() else {
-            if std::env::var("SPINUP_SMOKE_REQUIRE_SYNAPSE").as_deref() == Ok("1") {
-                return Err("Synapse is required (SPINUP_SMOKE_REQUIRE_SYNAPSE=1) but SYNAPSE_PYTHON cannot import synapse and authlib; install it: python3 -m venv /tmp/synapse-venv && /tmp/synapse-venv/bin/pip install 'matrix-synapse[oidc]'".into());
-            }
-            eprintln!("skipping the real-Synapse part: no Synapse (set SYNAPSE_PYTHON)");
-            return Ok(None);
-        };
-        std::panic::catch_unwind(|| start_synapse(&python))
-            .map(Some)
-            .map_err(|panic| {
-                panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into())
-            })
-    });
-    match started {
-        Ok(synapse) => synapse.as_ref(),
-        Err(why) => panic!("the test Synapse did not start: {why}"),
-    }
-}
-
-fn start_synapse(python: &PathBuf) -> Synapse {
-    let dir = tempfile::Builder::new()
-        .prefix("spinup-smoke-synapse-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    SYNAPSE_DIR.set(dir.clone()).unwrap();
-    // SAFETY: registering a plain extern "C" function with no captured state.
-    unsafe { libc::atexit(stop_synapse) };
-    let port = free_port();
-    let d = dir.display();
-    let config = format!(
-        r#"server_name: "rave.local"
-public_baseurl: "http://127.0.0.1:{port}/"
-pid_file: {d}/homeserver.pid
-listeners:
-  - port: {port}
-    bind_addresses: ['127.0.0.1']
-    type: http
-    tls: false
-    x_forwarded: false
-    resources:
-      - names: [client]
-        compress: false
-database:
-  name: sqlite3
-  args:
-    database: {d}/homeserver.db
-log_config: {d}/log.yaml
-media_store_path: {d}/media_store
-signing_key_path: {d}/signing.key
-registration_shared_secret: "{secret}"
-enable_registration: false
-report_stats: false
-trusted_key_servers: []
-suppress_key_server_warning: true
-macaroon_secret_key: "{macaroon}"
-form_secret: "{form}"
-rc_login:
-  address: {{per_second: 100, burst_count: 1000}}
-  account: {{per_second: 100, burst_count: 1000}}
-  failed_attempts: {{per_second: 100, burst_count: 1000}}
-oidc_providers:
-  - idp_id: rave
-    idp_name: "RAVE"
-    issuer: "http://127.0.0.1:9/"
-    client_id: "synapse"
-    client_secret: "not-used"
-    discover: false
-    authorization_endpoint: "http://127.0.0.1:9/auth"
-    token_endpoint: "http://127.0.0.1:9/token"
-    userinfo_endpoint: "http://127.0.0.1:9/userinfo"
-    jwks_uri: "http://127.0.0.1:9/jwks"
-    user_profile_method: userinfo_endpoint
-    scopes: ["openid", "profile"]
-    user_mapping_provider:
-      config:
-        localpart_template: "{{{{ user.preferred_username }}}}"
-"#,
-        secret = random_hex(16),
-        macaroon = random_hex(16),
-        form = random_hex(16),
-    );
-    std::fs::write(dir.join("homeserver.yaml"), config).unwrap();
-    std::fs::write(
-        dir.join("log.yaml"),
-        format!(
-            "version: 1\nformatters:\n  precise:\n    format: '%(asctime)s %(name)s %(levelname)s %(message)s'\nhandlers:\n  file:\n    class: logging.FileHandler\n    filename: {d}/homeserver.log\n    formatter: precise\nroot:\n  level: WARNING\n  handlers: [file]\ndisable_existing_loggers: false\n"
-        ),
-    )
-    .unwrap();
-    let config_path = dir.join("homeserver.yaml");
-    let status = Command::new(python)
-        .args(["-m", "synapse.app.homeserver", "-c"])
-        .arg(&config_path)
-        .arg("--generate-keys")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "synapse --generate-keys failed");
-    let child = Command::new(python)
-        .args(["-m", "synapse.app.homeserver", "-c"])
-        .arg(&config_path)
-        .stdout(std::fs::File::create(dir.join("stdout.log")).unwrap())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-        .spawn()
-        .unwrap();
-    *SYNAPSE_PROCESS.lock().unwrap() = Some(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    loop {
-        let ready = std::net::TcpStream::connect(("127.0.0.1", port))
-            .and_then(|mut s| {
-                use std::io::{Read, Write};
-                s.write_all(b"GET /health HTTP/1.0\r\n\r\n")?;
-                let mut out = String::new();
-                s.read_to_string(&mut out)?;
-                Ok(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"))
-            })
-            .unwrap_or(false);
-        if ready {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "Synapse did not become ready; see {}",
-            dir.join("stderr.log").display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let operator_password = random_hex(16);
-    let password_file = dir.join("operator_password");
-    std::fs::write(&password_file, &operator_password).unwrap();
-    let output = Command::new(python)
-        .args([
-            "-m",
-            "synapse._scripts.register_new_matrix_user",
-            "-u",
-            "operator",
-            "--no-admin",
-            "-c",
-        ])
-        .arg(&config_path)
-        .arg("--password-file")
-        .arg(&password_file)
-        .arg(&url)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "registering the operator failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Synapse {
-        url,
-        operator_password,
-    }
-}
+use spinup_smoke::checks::testutil;
 
 fn spec(base_url: &str, body: &str) -> Spec {
     let text = format!("base_url = \"{base_url}\"\n{body}");
@@ -268,8 +40,12 @@ fn assert_fail_with(v: &Verdict, text: &str) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
 async fn synapse_versions_and_server_version() {
-    let Some(s) = synapse() else { return };
+    let s = synapse();
     let v = check(
         &s.url,
         "assert = \"versions\"\nexpect_versions = [\"v1.1\", \"v1.11\"]",
@@ -299,8 +75,12 @@ async fn synapse_versions_and_server_version() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
 async fn synapse_registration_closed_and_federation_not_served() {
-    let Some(s) = synapse() else { return };
+    let s = synapse();
     let v = check(&s.url, "assert = \"registration_closed\"").await;
     assert_pass(&v);
     assert!(v.found.contains("M_FORBIDDEN"), "{v:?}");
@@ -310,8 +90,12 @@ async fn synapse_registration_closed_and_federation_not_served() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
 async fn synapse_login_whoami_and_a_wrong_password() {
-    let Some(s) = synapse() else { return };
+    let s = synapse();
     let body = format!(
         "assert = \"login_whoami\"\nuser = \"@operator:rave.local\"\npassword = \"{}\"",
         s.operator_password
@@ -334,8 +118,12 @@ async fn synapse_login_whoami_and_a_wrong_password() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
 async fn synapse_media_roundtrip() {
-    let Some(s) = synapse() else { return };
+    let s = synapse();
     let body = format!(
         "assert = \"media_roundtrip\"\nuser = \"operator\"\npassword = \"{}\"\nmedia_bytes = 100000",
         s.operator_password
@@ -354,8 +142,12 @@ async fn synapse_media_roundtrip() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
 async fn synapse_sso_advertised() {
-    let Some(s) = synapse() else { return };
+    let s = synapse();
     let v = check(
         &s.url,
         "assert = \"sso_advertised\"\nidentity_provider = \"oidc-rave\"",
@@ -403,24 +195,9 @@ async fn fake_homeserver(handler: Handler) -> String {
 /// The same over TLS with a certificate for `localhost` signed by a fresh
 /// CA. Returns the base URL and the CA's PEM.
 async fn fake_homeserver_tls(handler: Handler) -> (String, String) {
-    use tokio_rustls::rustls;
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let server_key = rcgen::KeyPair::generate().unwrap();
-    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca, &ca_key)
-        .unwrap();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![server.der().clone()],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let ca = testutil::ca();
+    let (cert, key) = testutil::leaf(&ca, &["localhost"], 30);
+    let acceptor = testutil::tls_acceptor(cert, key);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://localhost:{}",
@@ -440,7 +217,7 @@ async fn fake_homeserver_tls(handler: Handler) -> (String, String) {
             });
         }
     });
-    (url, ca.pem())
+    (url, ca.pem)
 }
 
 async fn serve_one<S>(mut stream: S, handler: Handler)
@@ -690,10 +467,14 @@ async fn a_homeserver_that_never_answers_fails_at_the_deadline() {
 // ------------------------------------------------------ the real profile
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
 async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
     use spinup_smoke::check::Outcome;
     use spinup_smoke::run::{self, RunOptions};
-    let Some(s) = synapse() else { return };
+    let s = synapse();
     let dir = tempfile::tempdir().unwrap();
     let password_file = dir.path().join("synapse_operator_password");
     std::fs::write(&password_file, &s.operator_password).unwrap();
@@ -707,8 +488,7 @@ async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
         ),
     )
     .unwrap();
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("health-checks/matrix.toml");
+    let profile = common::repo().join("health-checks/matrix.toml");
     let target = spinup_smoke::profile::target::load(&target_path).unwrap();
     let profiles = spinup_smoke::profile::load(&[profile], &target, Default::default())
         .unwrap_or_else(|e| panic!("{e:?}"));

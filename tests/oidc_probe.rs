@@ -3,104 +3,16 @@
 //! alone on a free port. Each assertion passes against it, and fails for
 //! the right reason when the profile is wrong (a wrong password, an issuer
 //! that is not the provider's, an unregistered redirect URI, an unknown
-//! client). Without node and demo/idp/node_modules the test prints why and
-//! returns, unless SPINUP_SMOKE_REQUIRE_DEMO=1 (set by scripts/test.sh).
+//! client). The IdP is `common::idp`'s. Where node or demo/idp/node_modules
+//! is missing the tests are reported ignored, with the reason, unless
+//! SPINUP_SMOKE_REQUIRE_ALL=1, which makes them fail.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use common::idp::{self, Idp, REDIRECT};
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::oidc::{run, Spec};
-
-const REDIRECT: &str = "http://127.0.0.1/spinup-smoke/callback";
-
-struct Idp {
-    child: Child,
-    issuer: String,
-    password: String,
-    client_secret: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn start_idp() -> Option<Idp> {
-    let idp_dir = repo().join("demo/idp");
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !node_ok || !idp_dir.join("node_modules/oidc-provider").exists() {
-        if std::env::var("SPINUP_SMOKE_REQUIRE_DEMO").as_deref() == Ok("1") {
-            panic!(
-                "the demo IdP is required (SPINUP_SMOKE_REQUIRE_DEMO=1): run ./scripts/setup.sh"
-            );
-        }
-        eprintln!("skipping: node or demo/idp/node_modules is missing (./scripts/setup.sh)");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| {
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    };
-    let password = "correct horse battery staple";
-    let client_secret = "client-secret-for-tests";
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let config = serde_json::json!({
-        "issuer": issuer,
-        "port": port,
-        "jwks_path": dir.path().join("jwks.json"),
-        "cookie_key_file": write("cookie.key", "cookie-key-for-tests"),
-        "clients": [{
-            "client_id": "spinup-smoke",
-            "client_secret_file": write("client_secret", client_secret),
-            "redirect_uris": [REDIRECT],
-            "pkce_required": true,
-        }],
-        "users": [{ "username": "alice", "password_file": write("alice", password) }],
-    });
-    let config_path = write("config.json", &config.to_string());
-    let child = Command::new("node")
-        .arg(idp_dir.join("server.mjs"))
-        .arg(&config_path)
-        .current_dir(&idp_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("node starts");
-    let idp = Idp {
-        child,
-        issuer,
-        password: password.into(),
-        client_secret: client_secret.into(),
-        _dir: dir,
-    };
-    let until = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < until, "the IdP did not listen within 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(idp)
-}
 
 fn spec(body: &str) -> Spec {
     toml::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
@@ -131,8 +43,12 @@ fn assert_no_secret(v: &Verdict, idp: &Idp) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "idp",
+    ignore = "needs the demo IdP (node, demo/idp/node_modules): ./scripts/setup.sh installs it"
+)]
 async fn every_assertion_passes_against_the_real_provider() {
-    let Some(idp) = start_idp() else { return };
+    let idp = idp::start();
     let v = check(&spec(&format!(
         "issuer = \"{}\"\nassert = \"discovery\"",
         idp.issuer
@@ -177,8 +93,12 @@ async fn every_assertion_passes_against_the_real_provider() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "idp",
+    ignore = "needs the demo IdP (node, demo/idp/node_modules): ./scripts/setup.sh installs it"
+)]
 async fn wrong_profiles_fail_for_the_right_reason() {
-    let Some(idp) = start_idp() else { return };
+    let idp = idp::start();
 
     // The test user's password is wrong: the sign-in is refused.
     let v = check(&flow(&idp, "login", "not-alices-password", "")).await;

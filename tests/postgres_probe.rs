@@ -2,276 +2,23 @@
 //! passes, and fails for the right reason. One throwaway cluster serves the
 //! whole test binary; it is stopped and removed when the binary exits.
 //!
-//! PostgreSQL's programs come from PG_BIN, else /usr/lib/postgresql/15/bin,
-//! else the directory of `initdb` on PATH. As root the cluster runs as the
-//! `postgres` user (via runuser); otherwise as the current user (a Nix
-//! build sandbox). Without PostgreSQL the tests that need a cluster print
-//! why and return, unless SPINUP_SMOKE_REQUIRE_POSTGRES=1 (set it in CI).
+//! The cluster is `common::postgres`'s. Where PostgreSQL is not installed
+//! the tests that need it are reported ignored, with the reason, unless
+//! SPINUP_SMOKE_REQUIRE_ALL=1, which makes them fail.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::free_port;
+use common::postgres::cluster;
 use spinup_smoke::check::Outcome;
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::postgres::{self, Spec};
 use spinup_smoke::os::LocalExecutor;
-
-/// A running throwaway cluster: admin `rave_admin`, databases and roles
-/// `gitlab`, `synapse` (collation C) and `grafana`, a NOLOGIN role
-/// `locked`, and a database `utf8_collation` (C.UTF-8).
-struct Cluster {
-    dir: PathBuf,
-    port: u16,
-    admin_password: String,
-    role_password: String,
-}
-
-/// The cluster, or why it could not start (set once: a failed start is
-/// not retried by every test, and leaves one directory to clean up).
-static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
-static CLUSTER_DIR: OnceLock<PathBuf> = OnceLock::new();
-
-/// The directory of initdb and pg_ctl, if PostgreSQL is installed.
-fn pg_bin_dir() -> Option<PathBuf> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let candidates = std::env::var_os("PG_BIN")
-            .map(PathBuf::from)
-            .into_iter()
-            .chain([PathBuf::from("/usr/lib/postgresql/15/bin")])
-            .chain(
-                std::env::var_os("PATH")
-                    .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-                    .unwrap_or_default(),
-            );
-        candidates
-            .into_iter()
-            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
-    })
-    .clone()
-}
-
-/// Whether a cluster can be started here; panics when one is required.
-fn have_postgres() -> bool {
-    if pg_bin_dir().is_some() {
-        return true;
-    }
-    if std::env::var("SPINUP_SMOKE_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-        panic!("PostgreSQL is required (SPINUP_SMOKE_REQUIRE_POSTGRES=1) but no initdb was found; install postgresql or set PG_BIN");
-    }
-    eprintln!("skipping: no PostgreSQL (initdb) found; set PG_BIN");
-    false
-}
-
-fn pg_bin(tool: &str) -> String {
-    pg_bin_dir()
-        .expect("have_postgres() was checked")
-        .join(tool)
-        .display()
-        .to_string()
-}
-
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// A PostgreSQL program, run as `postgres` when we are root (the server
-/// refuses to run as root).
-fn as_postgres(args: &[&str]) -> Command {
-    if running_as_root() {
-        let runuser = ["/usr/sbin/runuser", "/sbin/runuser"]
-            .into_iter()
-            .find(|p| Path::new(p).is_file())
-            .unwrap_or("runuser");
-        let mut command = Command::new(runuser);
-        command.args(["-u", "postgres", "--"]).args(args);
-        command
-    } else {
-        let mut command = Command::new(args[0]);
-        command.args(&args[1..]);
-        command
-    }
-}
-
-fn give_to_postgres(path: &Path) {
-    if running_as_root() {
-        let mut c = Command::new("chown");
-        c.arg("postgres:postgres").arg(path);
-        run(c, "chown to postgres");
-    }
-}
-
-fn run(mut command: Command, what: &str) {
-    let output = command.output().unwrap_or_else(|e| {
-        panic!(
-            "{what}: cannot start {}: {e}",
-            command.get_program().to_string_lossy()
-        )
-    });
-    assert!(
-        output.status.success(),
-        "{what} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn random_password() -> String {
-    use rand::Rng;
-    let bytes: [u8; 16] = rand::thread_rng().gen();
-    hex::encode(bytes)
-}
-
-extern "C" fn stop_cluster() {
-    if let Some(dir) = CLUSTER_DIR.get() {
-        let data = dir.join("data");
-        let _ = as_postgres(&[
-            &pg_bin("pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-m",
-            "immediate",
-            "stop",
-        ])
-        .output();
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-fn cluster() -> &'static Cluster {
-    let started = CLUSTER.get_or_init(|| {
-        std::panic::catch_unwind(start_cluster).map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".into())
-        })
-    });
-    match started {
-        Ok(cluster) => cluster,
-        Err(why) => panic!("the test cluster did not start: {why}"),
-    }
-}
-
-fn start_cluster() -> Cluster {
-    let dir = tempfile::Builder::new()
-        .prefix("spinup-smoke-pg-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    CLUSTER_DIR.set(dir.clone()).unwrap();
-    // SAFETY: registering a plain extern "C" function with no captured state.
-    unsafe { libc::atexit(stop_cluster) };
-    give_to_postgres(&dir);
-    let admin_password = random_password();
-    let role_password = random_password();
-    let pwfile = dir.join("pwfile");
-    std::fs::write(&pwfile, &admin_password).unwrap();
-    give_to_postgres(&pwfile);
-    let data = dir.join("data");
-    run(
-        as_postgres(&[
-            &pg_bin("initdb"),
-            "-D",
-            data.to_str().unwrap(),
-            "-U",
-            "rave_admin",
-            "--auth=scram-sha-256",
-            &format!("--pwfile={}", pwfile.display()),
-            "--locale=C.UTF-8",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ]),
-        "initdb",
-    );
-    let port = free_port();
-    let options = format!(
-        "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} -c max_connections=20 -c fsync=off",
-        dir.display()
-    );
-    run(
-        as_postgres(&[
-            &pg_bin("pg_ctl"),
-            "-D",
-            data.to_str().unwrap(),
-            "-l",
-            dir.join("log").to_str().unwrap(),
-            "-w",
-            "-t",
-            "60",
-            "-o",
-            &options,
-            "start",
-        ]),
-        "pg_ctl start",
-    );
-    let cluster = Cluster {
-        dir: dir.clone(),
-        port,
-        admin_password,
-        role_password,
-    };
-    let rp = &cluster.role_password;
-    let sql = format!(
-        "CREATE ROLE gitlab LOGIN PASSWORD '{rp}';
-         CREATE ROLE synapse LOGIN PASSWORD '{rp}';
-         CREATE ROLE grafana LOGIN PASSWORD '{rp}';
-         CREATE ROLE locked NOLOGIN PASSWORD '{rp}';
-         CREATE DATABASE gitlab OWNER gitlab;
-         CREATE DATABASE synapse OWNER synapse TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
-         CREATE DATABASE grafana OWNER grafana;
-         CREATE DATABASE utf8_collation;"
-    );
-    let mut psql = Command::new(pg_bin("psql"));
-    psql.args([
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        "rave_admin",
-        "-d",
-        "postgres",
-        "-q",
-        "-f",
-        "-",
-    ])
-    .env("PGPASSWORD", &cluster.admin_password)
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped());
-    let mut child = psql.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "setup SQL failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    cluster
-}
 
 /// A spec for the shared cluster from the TOML body of a `[check.postgres]`.
 fn spec(body: &str) -> Spec {
@@ -314,20 +61,22 @@ fn assert_fail_with(v: &Verdict, text: &str) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn connect_passes_and_records_the_server_version() {
-    if !have_postgres() {
-        return;
-    }
     let v = check(&format!("{ADMIN}assert = \"connect\"")).await;
     assert_pass(&v);
     assert!(v.evidence.contains("server_version = 15."), "{v:?}");
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn connect_over_a_unix_socket_directory() {
-    if !have_postgres() {
-        return;
-    }
     let c = cluster();
     let text = format!(
         "host = \"{}\"\nport = {}\nuser = \"rave_admin\"\npassword = \"{}\"\nassert = \"connect\"",
@@ -347,10 +96,11 @@ async fn connect_over_a_unix_socket_directory() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn connect_with_a_wrong_password_fails_with_the_auth_error() {
-    if !have_postgres() {
-        return;
-    }
     let v = check("user = \"rave_admin\"\npassword = \"wrong\"\nassert = \"connect\"").await;
     assert_fail_with(&v, "28P01");
     assert!(v.found.contains("password authentication failed"), "{v:?}");
@@ -381,20 +131,22 @@ async fn a_server_that_never_answers_fails_at_the_deadline() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn version_minimum() {
-    if !have_postgres() {
-        return;
-    }
     assert_pass(&check(&format!("{ADMIN}assert = \"version\"\nmin_version = 12")).await);
     let v = check(&format!("{ADMIN}assert = \"version\"\nmin_version = 99")).await;
     assert_fail_with(&v, "major version 15");
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn databases_present_and_missing() {
-    if !have_postgres() {
-        return;
-    }
     assert_pass(
         &check(&format!(
             "{ADMIN}assert = \"databases\"\nexpect = \"gitlab,synapse,grafana\""
@@ -410,10 +162,11 @@ async fn databases_present_and_missing() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn roles_present_missing_and_nologin() {
-    if !have_postgres() {
-        return;
-    }
     assert_pass(
         &check(&format!(
             "{ADMIN}assert = \"roles\"\nexpect = [\"gitlab\", \"synapse\", \"grafana\"]"
@@ -430,10 +183,11 @@ async fn roles_present_missing_and_nologin() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn role_connect_passes_and_fails_for_the_right_reason() {
-    if !have_postgres() {
-        return;
-    }
     let body = |role: &str, password: &str, database: &str| {
         format!("assert = \"role_connect\"\nrole = \"{role}\"\nrole_password = \"{password}\"\ndatabase = \"{database}\"")
     };
@@ -447,10 +201,11 @@ async fn role_connect_passes_and_fails_for_the_right_reason() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn collation_c_passes_and_c_utf8_fails() {
-    if !have_postgres() {
-        return;
-    }
     let body =
         |db: &str| format!("{ADMIN}database = \"{db}\"\nassert = \"collation\"\nexpect = \"C\"");
     assert_pass(&check(&body("synapse")).await);
@@ -461,10 +216,11 @@ async fn collation_c_passes_and_c_utf8_fails() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn connections_ratio_against_max_connections() {
-    if !have_postgres() {
-        return;
-    }
     let v = check(&format!("{ADMIN}assert = \"connections\"\nmax_ratio = 0.8")).await;
     assert_pass(&v);
     assert!(v.evidence.contains("max_connections = 20"), "{v:?}");
@@ -477,10 +233,11 @@ async fn connections_ratio_against_max_connections() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn long_queries_flags_a_running_query() {
-    if !have_postgres() {
-        return;
-    }
     assert_pass(
         &check(&format!(
             "{ADMIN}assert = \"long_queries\"\nmax_seconds = 300"
@@ -523,10 +280,11 @@ async fn long_queries_flags_a_running_query() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn disk_usage_of_the_data_directory() {
-    if !have_postgres() {
-        return;
-    }
     let v = check(&format!("{ADMIN}assert = \"disk\"\nmax_ratio = 1.0")).await;
     assert_pass(&v);
     assert!(
@@ -544,10 +302,11 @@ async fn disk_usage_of_the_data_directory() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn disk_is_measured_where_commands_run_when_the_target_is_remote() {
-    if !have_postgres() {
-        return;
-    }
     use spinup_smoke::os::FakeExecutor;
     // The target's commands run elsewhere (ssh, a VM): the data directory
     // is measured there with df, not with statvfs on this host.
@@ -605,7 +364,7 @@ fn write_target(dir: &Path, admin_password: &str) -> PathBuf {
 
 async fn run_profile(target: &Path) -> Vec<(String, Outcome, String)> {
     use spinup_smoke::run::{self, RunOptions};
-    let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("health-checks/postgres.toml");
+    let profile = common::repo().join("health-checks/postgres.toml");
     let target = spinup_smoke::profile::target::load(target).unwrap();
     let profiles = spinup_smoke::profile::load(&[profile], &target, Default::default())
         .unwrap_or_else(|e| panic!("{e:?}"));
@@ -639,10 +398,11 @@ async fn run_profile(target: &Path) -> Vec<(String, Outcome, String)> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn the_postgres_profile_passes_against_a_healthy_cluster() {
-    if !have_postgres() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let target = write_target(dir.path(), &cluster().admin_password);
     let results = run_profile(&target).await;
@@ -653,10 +413,11 @@ async fn the_postgres_profile_passes_against_a_healthy_cluster() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
 async fn the_postgres_profile_skips_dependents_when_login_fails() {
-    if !have_postgres() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let target = write_target(dir.path(), "wrong-admin-password");
     let results = run_profile(&target).await;

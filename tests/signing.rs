@@ -1,156 +1,19 @@
 //! Transcript, DSSE envelope and JUnit written by `report::write_all`, then
 //! checked by `sign::verify`, by openssl, and against byte-level tampering.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chrono::TimeZone;
 
-use spinup_smoke::check::{
-    Attempt, CheckResult, Coverage, Outcome, OverallStatus, Phase, Severity,
-};
+use spinup_smoke::check::OverallStatus;
 use spinup_smoke::redact::Redactor;
-use spinup_smoke::report::{self, ImageInfo, RunInfo, Written};
-use spinup_smoke::run::report::RunReport;
+use spinup_smoke::report::sample::{self, info as sample_info, report as sample_report, SECRET};
+use spinup_smoke::report::{self, Written};
 use spinup_smoke::sign::keys;
-use spinup_smoke::sign::verify::{self, FileKind, VerifyError};
+use spinup_smoke::sign::verify::{self, FileKind, Signer, VerifyError};
 use spinup_smoke::sign::SigningMaterial;
-use spinup_smoke::sysinfo::SystemInfo;
-
-const SECRET: &str = "correct-horse-battery";
-
-fn result(id: &str, phase: Phase, service: &str, status: Outcome) -> CheckResult {
-    CheckResult {
-        id: id.to_string(),
-        phase,
-        service: service.to_string(),
-        stand_in: service == "gitlab",
-        severity: if status == Outcome::Warn {
-            Severity::Warn
-        } else {
-            Severity::Fail
-        },
-        status,
-        description: format!("{id} works"),
-        expected: "HTTP 200".to_string(),
-        found: if status == Outcome::Pass {
-            "HTTP 200"
-        } else {
-            "HTTP 503"
-        }
-        .to_string(),
-        evidence: format!("GET /health -> body excerpt for {id}"),
-        evidence_sha256: "0".repeat(64),
-        hint: Some("restart the unit".to_string()),
-        skip_reason: (status == Outcome::Skip).then(|| "postgres.reachable failed".to_string()),
-        started_at: Some("2025-01-24T14:30:53Z".to_string()),
-        duration_ms: 1234,
-        attempt_count: 2,
-        attempts: vec![
-            Attempt {
-                number: 1,
-                duration_ms: 600,
-                passed: false,
-                error: Some("connection refused".into()),
-            },
-            Attempt {
-                number: 2,
-                duration_ms: 634,
-                passed: status == Outcome::Pass,
-                error: None,
-            },
-        ],
-        metrics: BTreeMap::from([("latency_ms".to_string(), 12.345678901234567)]),
-        profile: "health-checks/postgres.toml".to_string(),
-    }
-}
-
-fn sample_report(status: OverallStatus, abort_reason: Option<&str>) -> RunReport {
-    let mut leaking = result("postgres.login", Phase::Services, "postgres", Outcome::Pass);
-    leaking.evidence = format!(
-        "psql postgres://synapse:{SECRET}@db/synapse ok; token {}",
-        STANDARD.encode(SECRET)
-    );
-    let mut aborted = result("sandbox.cycle", Phase::Sandbox, "sandbox", Outcome::Aborted);
-    aborted.found = "cancelled by SIGINT".into();
-    let results = vec![
-        result(
-            "config.flake-evaluates",
-            Phase::Config,
-            "config",
-            Outcome::Pass,
-        ),
-        result(
-            "postgres.reachable",
-            Phase::Services,
-            "postgres",
-            Outcome::Pass,
-        ),
-        leaking,
-        result("gitlab.readiness", Phase::Services, "gitlab", Outcome::Warn),
-        result("oidc.discovery", Phase::Oidc, "oidc", Outcome::Fail),
-        result("agent.create-project", Phase::Agent, "agent", Outcome::Skip),
-        aborted,
-        result(
-            "performance.memory",
-            Phase::Performance,
-            "host",
-            Outcome::Pass,
-        ),
-        result(
-            "security.sshd-password-auth",
-            Phase::Security,
-            "sshd",
-            Outcome::Pass,
-        ),
-    ];
-    let coverage = Coverage::assess(
-        results.iter().map(|r| (r.phase, r.status)),
-        &[],
-        &BTreeSet::from([Phase::Services]),
-        abort_reason.is_some(),
-    );
-    RunReport {
-        session_id: "spinup-20250124-143052".to_string(),
-        started_at: chrono::Utc
-            .with_ymd_and_hms(2025, 1, 24, 14, 30, 52)
-            .unwrap(),
-        completed_at: chrono::Utc
-            .with_ymd_and_hms(2025, 1, 24, 14, 45, 18)
-            .unwrap(),
-        status,
-        abort_reason: abort_reason.map(str::to_string),
-        coverage,
-        results,
-        phase_durations_ms: BTreeMap::from([(Phase::Config, 1000), (Phase::Services, 5000)]),
-        safe_mode: true,
-    }
-}
-
-fn sample_info(image: Option<ImageInfo>) -> RunInfo {
-    RunInfo {
-        rave_version: "P6-production".to_string(),
-        target_name: "local".to_string(),
-        profiles: vec![spinup_smoke::profile::Source {
-            path: PathBuf::from("health-checks/postgres.toml"),
-            name: "postgres".to_string(),
-            description: "PostgreSQL health".to_string(),
-            sha256: "ab".repeat(32),
-        }],
-        profiles_digest: format!("sha256:{}", "cd".repeat(32)),
-        image,
-        system_info: SystemInfo::gather(),
-        tool_version: "0.1.0".to_string(),
-        target_sha256: Some(format!("sha256:{}", "12".repeat(32))),
-        stand_ins: BTreeMap::from([(
-            "gitlab".to_string(),
-            "demo stand-in (recorded API shapes)".to_string(),
-        )]),
-    }
-}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -159,32 +22,14 @@ struct Fixture {
     key_id: String,
 }
 
-fn image_info(path: &Path) -> ImageInfo {
-    ImageInfo {
-        name: path.file_name().unwrap().to_string_lossy().into_owned(),
-        path: path.to_path_buf(),
-        digest: spinup_smoke::digest::sha256_file(path).unwrap(),
-    }
-}
-
 fn write_signed(status: OverallStatus, abort: Option<&str>, image: Option<&Path>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (private_key, public_key, key_id) = keys::write_keypair(&dir.path().join("ci")).unwrap();
-    let material = keys::load_signing_key(&private_key).unwrap();
-    let image = image.map(image_info);
-    let written = report::write_all(
-        &dir.path().join("artifacts"),
-        &sample_report(status, abort),
-        &sample_info(image),
-        &material,
-        &Redactor::new(vec![SECRET.to_string()]),
-    )
-    .unwrap();
+    let signed = sample::write_signed(dir.path(), &sample_report(status, abort), image);
     Fixture {
         dir,
-        written,
-        pubkey: public_key,
-        key_id,
+        written: signed.written,
+        pubkey: signed.public_key,
+        key_id: signed.key_id,
     }
 }
 
@@ -317,16 +162,42 @@ fn secrets_never_reach_any_written_file() {
 #[test]
 fn verify_accepts_the_transcript_and_warns_when_the_key_is_not_pinned() {
     let f = write_signed(OverallStatus::Failure, None, None);
-    let pinned = verify::verify_file(&f.written.transcript, Some(&f.pubkey), None).unwrap();
+    let pinned =
+        verify::verify_file(&f.written.transcript, Signer::Pinned(&f.pubkey), None).unwrap();
     assert_eq!(pinned.kind, FileKind::Transcript);
     assert!(pinned.warnings.is_empty(), "{:?}", pinned.warnings);
     assert_eq!(pinned.status, "FAILURE");
 
-    let unpinned = verify::verify_file(&f.written.transcript, None, None).unwrap();
-    assert!(unpinned
+    let trusted = verify::verify_file(&f.written.transcript, Signer::TrustEmbedded, None).unwrap();
+    assert!(trusted
         .warnings
         .iter()
-        .any(|w| w.contains("key not pinned")));
+        .any(|w| w.contains("key not pinned") && w.contains("not who signed it")));
+}
+
+/// Without a pinned key, an intact file is not "valid": the key inside it
+/// proves nothing about who signed it.
+#[test]
+fn verify_without_a_pinned_key_says_the_signer_is_not_pinned() {
+    let f = write_signed(OverallStatus::Success, None, None);
+    for file in [&f.written.transcript, &f.written.attestation] {
+        let e = verify::verify_file(file, Signer::Unpinned, None).unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::NotPinned {
+                key_id: f.key_id.clone()
+            },
+            "{}",
+            file.display()
+        );
+        let text = e.to_string();
+        assert!(
+            text.starts_with("signer not pinned")
+                && text.contains("--pubkey")
+                && text.contains("--trust-embedded-key"),
+            "{text}"
+        );
+    }
 }
 
 #[test]
@@ -334,7 +205,7 @@ fn verify_rejects_another_key() {
     let f = write_signed(OverallStatus::Success, None, None);
     let (_, other_public, other_key_id) = keys::write_keypair(&f.dir.path().join("other")).unwrap();
     for file in [&f.written.transcript, &f.written.attestation] {
-        match verify::verify_file(file, Some(&other_public), None) {
+        match verify::verify_file(file, Signer::Pinned(&other_public), None) {
             Err(VerifyError::UnknownKey { expected, found }) => {
                 assert_eq!(expected, other_key_id);
                 assert_eq!(found, f.key_id);
@@ -356,7 +227,7 @@ fn ephemeral_keys_are_marked_and_warned_about() {
     )
     .unwrap();
     assert_eq!(json(&written.transcript)["signing"]["ephemeral"], true);
-    let report = verify::verify_file(&written.transcript, None, None).unwrap();
+    let report = verify::verify_file(&written.transcript, Signer::TrustEmbedded, None).unwrap();
     assert!(
         report
             .warnings
@@ -379,13 +250,13 @@ fn image_digest_binds_both_files_to_the_image() {
     assert_eq!(t["image"]["name"], "rave-p6.qcow2");
 
     for file in [&f.written.transcript, &f.written.attestation] {
-        let ok = verify::verify_file(file, Some(&f.pubkey), Some(&image)).unwrap();
+        let ok = verify::verify_file(file, Signer::Pinned(&f.pubkey), Some(&image)).unwrap();
         assert_eq!(ok.image_digest.as_deref(), Some(digest.as_str()));
     }
     let other = scratch.path().join("other.qcow2");
     std::fs::write(&other, b"different bytes").unwrap();
     for file in [&f.written.transcript, &f.written.attestation] {
-        match verify::verify_file(file, Some(&f.pubkey), Some(&other)) {
+        match verify::verify_file(file, Signer::Pinned(&f.pubkey), Some(&other)) {
             Err(VerifyError::DigestMismatch { expected, found }) => {
                 assert_eq!(expected, digest);
                 assert_eq!(found, spinup_smoke::digest::sha256_file(&other).unwrap());
@@ -433,7 +304,8 @@ fn in_toto_statement_carries_the_result_and_the_image() {
     let t = json(&f.written.transcript);
     assert_eq!(t["overall_status"], "ABORTED");
     assert_eq!(t["abort_reason"], "SIGINT");
-    let verified = verify::verify_file(&f.written.attestation, Some(&f.pubkey), None).unwrap();
+    let verified =
+        verify::verify_file(&f.written.attestation, Signer::Pinned(&f.pubkey), None).unwrap();
     assert_eq!(verified.kind, FileKind::Attestation);
     assert_eq!(verified.status, "FAILED");
 }
@@ -479,8 +351,8 @@ fn coverage_and_stand_ins_are_signed_and_verify() {
         .unwrap();
     assert_eq!(gitlab["stand_in"], true);
     assert_eq!(t["service_health"]["gitlab"]["stand_in"], true);
-    verify::verify_file(&f.written.transcript, Some(&f.pubkey), None).unwrap();
-    verify::verify_file(&f.written.attestation, Some(&f.pubkey), None).unwrap();
+    verify::verify_file(&f.written.transcript, Signer::Pinned(&f.pubkey), None).unwrap();
+    verify::verify_file(&f.written.attestation, Signer::Pinned(&f.pubkey), None).unwrap();
 
     let statement: serde_json::Value = serde_json::from_slice(
         &STANDARD
@@ -503,7 +375,7 @@ fn coverage_and_stand_ins_are_signed_and_verify() {
     let path = f.dir.path().join("forged.json");
     std::fs::write(&path, verify::render(&forged)).unwrap();
     assert_eq!(
-        verify::verify_file(&path, Some(&f.pubkey), None),
+        verify::verify_file(&path, Signer::Pinned(&f.pubkey), None),
         Err(VerifyError::BadSignature)
     );
 }
@@ -511,13 +383,15 @@ fn coverage_and_stand_ins_are_signed_and_verify() {
 #[test]
 fn unpinned_envelope_borrows_the_key_of_the_transcript_beside_it() {
     let f = write_signed(OverallStatus::Success, None, None);
-    let report = verify::verify_file(&f.written.attestation, None, None).unwrap();
+    let report = verify::verify_file(&f.written.attestation, Signer::TrustEmbedded, None).unwrap();
     assert!(report.warnings.iter().any(|w| w.contains("key not pinned")));
     let lonely = f.dir.path().join("lonely.intoto.json");
     std::fs::copy(&f.written.attestation, &lonely).unwrap();
-    match verify::verify_file(&lonely, None, None) {
-        Err(VerifyError::Malformed(reason)) => assert!(reason.contains("--pubkey"), "{reason}"),
-        other => panic!("{other:?}"),
+    for signer in [Signer::TrustEmbedded, Signer::Unpinned] {
+        match verify::verify_file(&lonely, signer, None) {
+            Err(VerifyError::Malformed(reason)) => assert!(reason.contains("--pubkey"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -752,5 +626,5 @@ fn full_precision_float_metrics_still_verify() {
         t["performance_metrics"]["check_metrics"]["config.flake-evaluates"]["m0"].as_f64(),
         Some(39.430133835633676)
     );
-    verify::verify_file(&written.transcript, None, None).unwrap();
+    verify::verify_file(&written.transcript, Signer::TrustEmbedded, None).unwrap();
 }

@@ -5,7 +5,9 @@
 //! guest.qcow2, vmlinuz and initrd.img) or else from
 //! `scripts/build-guest-image.sh`, which builds it once (about 4 minutes on
 //! an idle machine; more under load) into ~/.cache/spinup-smoke/guest/<key>/
-//! and answers from that cache afterwards.
+//! and answers from that cache afterwards. Where QEMU or debootstrap is
+//! missing the tests are reported ignored with the reason (build.rs),
+//! unless SPINUP_SMOKE_REQUIRE_ALL=1.
 //!
 //! Boots are expensive under TCG, so the tests run one at a time (a shared
 //! lock) and one booted guest serves every assertion of the boot phase.
@@ -17,9 +19,15 @@ use std::time::{Duration, Instant};
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::RunSoFar;
 use spinup_smoke::check::Verdict;
+use spinup_smoke::check::{Check, Outcome, Phase, RetryPolicy, Severity};
 use spinup_smoke::checks;
+use spinup_smoke::checks::ProbeSpec;
+use spinup_smoke::error::Location;
+use spinup_smoke::os::process_alive;
 use spinup_smoke::os::LocalExecutor;
-use spinup_smoke::vm::{machine::process_alive, registry};
+use spinup_smoke::plan::Plan;
+use spinup_smoke::run::{self, NoEvents, RunOptions};
+use spinup_smoke::vm::registry::Registry;
 
 static ONE_VM_TEST_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -62,12 +70,14 @@ fn guest() -> Guest {
     }
 }
 
-fn ctx(secs: u64, artifacts: &Path) -> ProbeContext {
+/// A probe context whose VMs live in `vms` (the run's registry).
+fn ctx(secs: u64, artifacts: &Path, vms: &Arc<Registry>) -> ProbeContext {
     ProbeContext {
         executor: Arc::new(LocalExecutor),
         deadline: Instant::now() + Duration::from_secs(secs),
         artifacts_dir: artifacts.to_path_buf(),
         so_far: Arc::new(RunSoFar::default()),
+        vms: vms.clone(),
     }
 }
 
@@ -126,10 +136,15 @@ fn qemu_named(name: &str) -> Vec<u32> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn build_and_image_checks_on_the_real_guest_image() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
     let artifacts = tempfile::tempdir().unwrap();
+    let vms = Arc::new(Registry::new());
     let out = tempfile::tempdir().unwrap();
     // The script answers from its cache here: this proves the command,
     // exit code and the published files, not the 4-minute build.
@@ -139,7 +154,7 @@ async fn build_and_image_checks_on_the_real_guest_image() {
         out.path().display().to_string()
     ))
     .unwrap();
-    let v = checks::build::run(&build, &ctx(1800, artifacts.path())).await;
+    let v = checks::build::run(&build, &ctx(1800, artifacts.path(), &vms)).await;
     assert!(v.pass, "{v:?}");
     assert!(v.metrics.contains_key("build_seconds"));
     assert!(out.path().join("guest.qcow2").exists());
@@ -149,7 +164,7 @@ async fn build_and_image_checks_on_the_real_guest_image() {
         guest.image.display().to_string()
     ))
     .unwrap();
-    let v = checks::image::run(&image, &ctx(300, artifacts.path())).await;
+    let v = checks::image::run(&image, &ctx(300, artifacts.path(), &vms)).await;
     assert!(v.pass, "{v:?}");
     let digest = spinup_smoke::digest::sha256_file(&guest.image).unwrap();
     assert!(v.evidence.starts_with(&digest), "{v:?}");
@@ -160,7 +175,7 @@ async fn build_and_image_checks_on_the_real_guest_image() {
         guest.image.display().to_string()
     ))
     .unwrap();
-    let v = checks::image::run(&too_big, &ctx(300, artifacts.path())).await;
+    let v = checks::image::run(&too_big, &ctx(300, artifacts.path(), &vms)).await;
     assert!(
         !v.pass && v.found.contains("virtual size 3.00 GiB"),
         "{v:?}"
@@ -169,15 +184,20 @@ async fn build_and_image_checks_on_the_real_guest_image() {
 
 /// One boot serves the boot phase: the boot check, commands over ssh, the
 /// systemd checks over D-Bus (each passing and failing for a real reason),
-/// then `teardown_all` leaves nothing behind.
+/// then the registry's `teardown_all` leaves nothing behind.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
     let artifacts = tempfile::tempdir().unwrap();
+    let vms = Arc::new(Registry::new());
     let rss_before = rss_kib();
     let boot = boot_spec("itest-guest", &guest.image, &guest, "");
-    let v = checks::vm::run(&boot, &ctx(900, artifacts.path())).await;
+    let v = checks::vm::run(&boot, &ctx(900, artifacts.path(), &vms)).await;
     assert!(v.pass, "{v:?}");
     eprintln!(
         "boot: {} / {}",
@@ -185,14 +205,14 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
         v.evidence.lines().next().unwrap_or("")
     );
     assert!(v.evidence.contains("accelerator"), "{v:?}");
-    let vm = registry::get("itest-guest").expect("registered");
+    let vm = vms.get("itest-guest").expect("registered");
     assert!(vm.console_log.exists());
     let image_digest_before = spinup_smoke::digest::sha256_file(&guest.image).unwrap();
 
     let command = |text: &str| -> checks::vm_command::Spec {
         toml::from_str(&format!("vm = \"itest-guest\"\n{text}")).unwrap()
     };
-    let c = ctx(120, artifacts.path());
+    let c = ctx(120, artifacts.path(), &vms);
     let v =
         checks::vm_command::run(&command("run = [\"nproc\"]\nstdout_equals = \"2\\n\""), &c).await;
     assert!(v.pass, "{v:?}");
@@ -260,7 +280,7 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
 
     let (pid, overlay, port) = (vm.qemu_pid, vm.overlay.clone(), vm.ssh_port);
     drop(vm);
-    let reports = registry::teardown_all().await;
+    let reports = vms.teardown_all().await;
     assert_eq!(reports.len(), 1);
     let (name, report) = &reports[0];
     assert_eq!(name, "itest-guest");
@@ -268,7 +288,7 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
     assert!(!process_alive(pid));
     assert!(!overlay.exists());
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
-    assert!(registry::get("itest-guest").is_none());
+    assert!(vms.get("itest-guest").is_none());
     // The image under test was never written.
     assert_eq!(
         spinup_smoke::digest::sha256_file(&guest.image).unwrap(),
@@ -281,6 +301,10 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
 /// A disk with no filesystem: the kernel boots, the initramfs cannot mount
 /// root and panics, QEMU exits (-no-reboot): FAIL with the console tail.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -294,8 +318,9 @@ async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing
         .status()
         .unwrap();
     assert!(status.success());
+    let vms = Arc::new(Registry::new());
     let boot = boot_spec("itest-corrupt", &corrupt, &guest, "");
-    let v = checks::vm::run(&boot, &ctx(600, artifacts.path())).await;
+    let v = checks::vm::run(&boot, &ctx(600, artifacts.path(), &vms)).await;
     assert!(!v.pass, "{v:?}");
     assert!(v.evidence.contains("console tail:"), "{v:?}");
     assert!(
@@ -305,13 +330,17 @@ async fn a_corrupt_image_fails_the_boot_with_the_console_tail_and_leaves_nothing
     assert!(v.evidence.contains("teardown: qemu pid"), "{v:?}");
     assert!(!v.evidence.contains("gone: NO"), "{v:?}");
     assert!(qemu_named("spinup-smoke-itest-corrupt").is_empty());
-    assert!(registry::get("itest-corrupt").is_none());
+    assert!(vms.get("itest-corrupt").is_none());
     eprintln!("corrupt image: {}", v.found);
 }
 
 /// sshd masked: the guest boots but never answers ssh; the check fails at
 /// its deadline and the VM is torn down.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -322,7 +351,8 @@ async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
         &guest,
         "kernel_args = \"systemd.mask=ssh.service\"",
     );
-    let v = checks::vm::run(&boot, &ctx(90, artifacts.path())).await;
+    let vms = Arc::new(Registry::new());
+    let v = checks::vm::run(&boot, &ctx(90, artifacts.path(), &vms)).await;
     assert!(!v.pass, "{v:?}");
     assert!(
         v.found.contains("did not answer before the deadline"),
@@ -336,12 +366,16 @@ async fn a_guest_that_never_answers_ssh_fails_at_the_deadline() {
 /// QEMU killed while the kernel boots: the check fails at once (it does not
 /// wait for the deadline) with the console tail, and nothing is left.
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
     let artifacts = tempfile::tempdir().unwrap();
     let boot = boot_spec("itest-dies", &guest.image, &guest, "accel = \"tcg\"");
-    let context = ctx(900, artifacts.path());
+    let context = ctx(900, artifacts.path(), &Arc::new(Registry::new()));
     let booting = tokio::spawn(async move { checks::vm::run(&boot, &context).await });
     let artifacts_path = artifacts.path().to_path_buf();
     // Wait for the kernel's banner on the console, then kill QEMU.
@@ -381,11 +415,70 @@ async fn qemu_dying_mid_boot_fails_the_boot_with_the_console_tail() {
     assert!(!v.evidence.contains("gone: NO"), "{v:?}");
 }
 
+/// A direct caller of `run::run` (not the CLI) gets the run's VMs torn
+/// down: after a one-check plan that boots a guest returns, no QEMU of that
+/// VM is left (by the pid in the evidence and by its `-name` in /proc).
+#[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
+async fn run_tears_down_the_vms_it_booted_before_it_returns() {
+    let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
+    let guest = guest();
+    let artifacts = tempfile::tempdir().unwrap();
+    let name = "itest-run-owned";
+    let check = Check {
+        id: "boot.run_owned".into(),
+        phase: Phase::Boot,
+        description: "the guest boots".into(),
+        service: "guest".into(),
+        severity: Severity::Fail,
+        timeout: Duration::from_secs(900),
+        retry: RetryPolicy::ONCE,
+        needs: Vec::new(),
+        hint: None,
+        stand_in: false,
+        probe: ProbeSpec::Vm(boot_spec(name, &guest.image, &guest, "")).into_probe(),
+        location: Location {
+            file: "vm.toml".into(),
+            line: 1,
+            column: 1,
+        },
+    };
+    let plan = Plan::build(vec![check], &[]).unwrap();
+    let options = RunOptions {
+        jobs: 1,
+        global_timeout: Duration::from_secs(1200),
+        artifacts_dir: artifacts.path().to_path_buf(),
+        executor: Arc::new(LocalExecutor),
+        redact: Arc::new(|s: &str| s.to_string()),
+        safe_mode: true,
+        so_far: Default::default(),
+    };
+    let report = run::run(&plan, &options, Arc::new(NoEvents), std::future::pending()).await;
+    let result = &report.results[0];
+    assert_eq!(result.status, Outcome::Pass, "{result:?}");
+    let pid: u32 = result
+        .evidence
+        .split("qemu pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|digits| digits.parse().ok())
+        .unwrap_or_else(|| panic!("no qemu pid in the evidence: {result:?}"));
+    assert!(!process_alive(pid), "QEMU pid {pid} outlived run::run");
+    assert!(qemu_named(&format!("spinup-smoke-{name}")).is_empty());
+}
+
 /// Two 4 GiB / 2 vCPU sandboxes at once: limits proven inside each guest,
 /// isolation proven with markers, the job's output and exit code collected
 /// (exit 3 here, so the check fails for exactly that reason), and a clean
 /// teardown proven (no QEMU, overlay, port or tap left).
 #[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
 async fn sandbox_cycle_proves_limits_isolation_job_result_and_cleanup() {
     let _one = ONE_VM_TEST_AT_A_TIME.lock().await;
     let guest = guest();
@@ -397,7 +490,11 @@ async fn sandbox_cycle_proves_limits_isolation_job_result_and_cleanup() {
         guest.initrd.display().to_string()
     ))
     .unwrap();
-    let v = checks::sandbox::run(&spec, &ctx(1200, artifacts.path())).await;
+    let v = checks::sandbox::run(
+        &spec,
+        &ctx(1200, artifacts.path(), &Arc::new(Registry::new())),
+    )
+    .await;
     eprintln!("sandbox: {v:?}");
     assert!(!v.pass, "{v:?}");
     // The only failure is the job's exit code.

@@ -1,5 +1,6 @@
 //! What a probe may use while it runs: the executor of the target, the
-//! attempt's deadline, the artifacts directory and what the run measured so far.
+//! attempt's deadline, the artifacts directory, what the run measured so far
+//! and the run's VMs.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::model::Phase;
 use crate::os::{CommandExecutor, LocalExecutor};
+use crate::vm::registry::Registry;
 
 /// What a probe may use while it runs.
 #[derive(Clone)]
@@ -19,6 +21,8 @@ pub struct ProbeContext {
     pub artifacts_dir: PathBuf,
     /// What earlier checks and phases measured (for budget checks).
     pub so_far: Arc<RunSoFar>,
+    /// The VMs booted in this run (by `[check.vm]`), owned by the run.
+    pub vms: Arc<Registry>,
 }
 
 /// Facts of the run so far: phase wall times and check metrics. The runner
@@ -64,13 +68,14 @@ impl ProbeContext {
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
-    /// A context for unit tests: local executor, deadline in `secs`.
+    /// A context for unit tests: local executor, deadline in `secs`, no VMs.
     pub fn for_tests(secs: u64) -> ProbeContext {
         ProbeContext {
             executor: Arc::new(LocalExecutor),
             deadline: Instant::now() + Duration::from_secs(secs),
             artifacts_dir: std::env::temp_dir(),
             so_far: Arc::new(RunSoFar::default()),
+            vms: Arc::new(Registry::new()),
         }
     }
 }

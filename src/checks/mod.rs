@@ -29,7 +29,7 @@ pub mod prometheus;
 pub mod sandbox;
 pub mod systemd;
 pub mod tcp;
-#[cfg(test)]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testutil;
 pub mod tls;
 pub mod vm;

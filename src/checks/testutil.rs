@@ -1,5 +1,7 @@
 //! Test helpers: a demo CA, certificates with chosen names and lifetimes,
-//! and real local HTTP(S) servers that answer with canned responses.
+//! and real local HTTP(S) servers that answer with canned responses. The
+//! unit tests and (through the `testkit` feature) the integration tests
+//! share them.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,19 +52,7 @@ pub async fn serve(
 ) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let acceptor = tls.map(|(cert, key)| {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![rustls::pki_types::CertificateDer::from(cert)],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
-            )
-            .unwrap();
-        tokio_rustls::TlsAcceptor::from(Arc::new(config))
-    });
+    let acceptor = tls.map(|(cert, key)| tls_acceptor(cert, key));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -83,6 +73,22 @@ pub async fn serve(
         }
     });
     addr
+}
+
+/// A TLS acceptor presenting `cert` (DER) with its PKCS#8 `key`, as
+/// [`leaf`] returns them.
+pub fn tls_acceptor(cert: Vec<u8>, key: Vec<u8>) -> tokio_rustls::TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![rustls::pki_types::CertificateDer::from(cert)],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+        )
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 async fn answer<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(

@@ -76,34 +76,83 @@ pub fn interpolate(text: &str, values: &Values) -> Result<String, InterpError> {
     Ok(out)
 }
 
+/// One step of the path to a value inside a TOML value: a key or an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `prefix` followed by `steps` in dotted form: `http.headers.x`, `list[0]`.
+pub fn dotted(prefix: &str, steps: &[Step]) -> String {
+    let mut out = prefix.to_string();
+    for step in steps {
+        match step {
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
 /// Interpolates every string inside a TOML value, in place. Returns the
-/// dotted path of the first failing string with its error.
+/// path of the first failing string with its error.
 pub fn interpolate_value(
     value: &mut toml::Value,
     values: &Values,
-    path: &str,
-) -> Result<(), (String, InterpError)> {
+) -> Result<(), (Vec<Step>, InterpError)> {
     match value {
         toml::Value::String(s) => {
             if let Some(typed) = whole_var(s, values) {
                 *value = typed;
             } else {
-                *s = interpolate(s, values).map_err(|e| (path.to_string(), e))?;
+                *s = interpolate(s, values).map_err(|e| (Vec::new(), e))?;
             }
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_value(item, values, &format!("{path}[{i}]"))?;
+                interpolate_value(item, values)
+                    .map_err(|(path, e)| (within(Step::Index(i), path), e))?;
             }
         }
         toml::Value::Table(table) => {
             for (k, v) in table.iter_mut() {
-                interpolate_value(v, values, &format!("{path}.{k}"))?;
+                interpolate_value(v, values)
+                    .map_err(|(path, e)| (within(Step::Key(k.clone()), path), e))?;
             }
         }
         _ => {}
     }
     Ok(())
+}
+
+fn within(step: Step, mut path: Vec<Step>) -> Vec<Step> {
+    path.insert(0, step);
+    path
+}
+
+/// Where in the raw text of a string literal the reference that failed
+/// with `error` starts (a byte offset into `literal`), when it can be found.
+pub fn reference_offset(literal: &str, error: &InterpError) -> Option<usize> {
+    let mut opens = literal
+        .match_indices("${")
+        .map(|(i, _)| i)
+        .filter(|&i| i == 0 || literal.as_bytes()[i - 1] != b'$');
+    let wanted = match error {
+        InterpError::UnknownVar(name) => name.clone(),
+        InterpError::UnknownSecret(name) => format!("secret:{name}"),
+        InterpError::Unclosed => {
+            return opens.find(|&i| !literal[i..].contains('}'));
+        }
+    };
+    opens.find(|&i| {
+        let body = &literal[i + 2..];
+        body.find('}')
+            .is_some_and(|end| body[..end].trim() == wanted)
+    })
 }
 
 /// A string that is exactly `${name}` of a non-string var becomes that value.
@@ -168,7 +217,7 @@ x = "${pg.host}"
 "#,
         )
         .unwrap();
-        interpolate_value(&mut v, &values(), "http").unwrap();
+        interpolate_value(&mut v, &values()).unwrap();
         assert_eq!(v["url"].as_str(), Some("http://127.0.0.1"));
         assert_eq!(
             v["list"][0].as_integer(),
@@ -177,10 +226,25 @@ x = "${pg.host}"
         );
         assert_eq!(v["inner"]["x"].as_str(), Some("127.0.0.1"));
         let mut ports: toml::Value = toml::from_str("allowed = \"${ports}\"").unwrap();
-        interpolate_value(&mut ports, &values(), "ports").unwrap();
+        interpolate_value(&mut ports, &values()).unwrap();
         assert_eq!(ports["allowed"].as_array().map(|a| a.len()), Some(2));
         let mut bad: toml::Value = toml::from_str("[a]\nb = [\"${missing}\"]").unwrap();
-        let (path, _) = interpolate_value(&mut bad, &values(), "http").unwrap_err();
-        assert_eq!(path, "http.a.b[0]");
+        let (path, _) = interpolate_value(&mut bad, &values()).unwrap_err();
+        assert_eq!(dotted("http", &path), "http.a.b[0]");
+    }
+
+    #[test]
+    fn the_failing_reference_is_found_in_the_literal() {
+        let var = InterpError::UnknownVar("nope".into());
+        let secret = InterpError::UnknownSecret("pw".into());
+        assert_eq!(reference_offset(r#""http://${nope}/""#, &var), Some(8));
+        assert_eq!(reference_offset(r#""${a} ${ nope }""#, &var), Some(6));
+        assert_eq!(reference_offset(r#""$${nope} ${nope}""#, &var), Some(10));
+        assert_eq!(reference_offset(r#""x=${secret:pw}""#, &secret), Some(3));
+        assert_eq!(reference_offset(r#""x=${secret:pw}""#, &var), None);
+        assert_eq!(
+            reference_offset(r#""${a} ${open""#, &InterpError::Unclosed),
+            Some(6)
+        );
     }
 }

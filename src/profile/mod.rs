@@ -6,7 +6,9 @@
 //! `Check` with every default applied; nothing gets a default at run time.
 
 pub mod interp;
+mod spans;
 pub mod target;
+mod toml_error;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use crate::checks::ProbeSpec;
 use crate::checks::RawCheck;
 use crate::error::{Location, UserError, UserErrors};
 pub use target::Target;
+use toml_error::toml_error;
 
 /// Default deadline of a check when neither it nor `[defaults]` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -142,32 +145,6 @@ pub fn expand_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UserErrors> {
     }
 }
 
-/// Turns a `toml` error into a user error with file, line, column and a hint.
-pub(crate) fn toml_error(path: &Path, text: &str, e: &toml::de::Error, hint: &str) -> UserError {
-    let message = e.message().trim().to_string();
-    let mut err = UserError::new(message.clone()).in_file(path);
-    if let Some(span) = e.span() {
-        err = err.at(Location::from_offset(path, text, span.start));
-        let key = text.get(span.clone()).unwrap_or("").trim();
-        if !key.is_empty() && key.len() < 60 && !key.contains('\n') {
-            err = err.field(key.to_string());
-        }
-    }
-    let hint = if message.starts_with("unknown field") && message.contains("`tcp`") {
-        format!(
-            "probe tables are written `[check.<kind>]`; kinds: {}",
-            ProbeSpec::KINDS.join(", ")
-        )
-    } else if message.starts_with("unknown field") {
-        format!("remove the field or fix its spelling ({message}); {hint}")
-    } else if message.starts_with("unknown variant") {
-        format!("use one of the listed values; {hint}")
-    } else {
-        hint.to_string()
-    };
-    err.hint(hint)
-}
-
 /// Options that change how profiles resolve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
@@ -192,10 +169,11 @@ pub fn load(
     let mut profiles = Profiles::default();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+    let mut needs_at: BTreeMap<String, Vec<Location>> = BTreeMap::new();
     for file in files {
         match load_file(&file, target, options) {
             Ok((checks, source)) => {
-                for check in checks {
+                for (check, need_locations) in checks {
                     if let Some(first) = seen.get(&check.id) {
                         errors.push(
                             UserError::new(format!("duplicate check id `{}`", check.id))
@@ -211,6 +189,7 @@ pub fn load(
                         continue;
                     }
                     seen.insert(check.id.clone(), check.location.clone());
+                    needs_at.insert(check.id.clone(), need_locations);
                     profiles.checks.push(check);
                 }
                 profiles.sources.push(source);
@@ -218,7 +197,7 @@ pub fn load(
             Err(e) => errors.extend(e.0),
         }
     }
-    errors.extend(check_needs(&profiles.checks));
+    errors.extend(check_needs(&profiles.checks, &needs_at));
     if errors.is_empty() {
         Ok(profiles)
     } else {
@@ -226,11 +205,14 @@ pub fn load(
     }
 }
 
+/// A check and where each of its `needs` entries is written.
+type CheckWithNeeds = (Check, Vec<Location>);
+
 fn load_file(
     path: &Path,
     target: &Target,
     options: LoadOptions,
-) -> Result<(Vec<Check>, Source), UserErrors> {
+) -> Result<(Vec<CheckWithNeeds>, Source), UserErrors> {
     let bytes = std::fs::read(path)
         .map_err(|e| UserError::new(format!("cannot read profile: {e}")).in_file(path))?;
     let text = String::from_utf8(bytes.clone()).map_err(|e| {
@@ -260,13 +242,19 @@ fn load_file(
         load_facts(&dir.join(facts), options, &mut values)
             .map_err(|e| e.in_file(path).field("profile.facts"))?;
     }
+    if raw.check.is_empty() {
+        return Err(UserError::new("profile holds no [[check]]")
+            .in_file(path)
+            .hint("add a `[[check]]` table with an `id`, a `phase` and one probe table such as `[check.tcp]` (README.md, \"Writing checks\"), or remove the file from --profile and its directory")
+            .into());
+    }
     let mut checks = Vec::new();
     let mut errors = Vec::new();
     for (index, raw_check) in raw.check.iter().enumerate() {
         match build_check(path, &text, &raw, raw_check, &values, index) {
-            Ok(mut c) => {
-                c.stand_in = target.stand_ins.contains_key(&c.service);
-                checks.push(c)
+            Ok((mut check, locations)) => {
+                check.stand_in = target.stand_ins.contains_key(&check.service);
+                checks.push((check, locations))
             }
             Err(e) => errors.push(e),
         }
@@ -290,7 +278,7 @@ fn build_check(
     raw: &RawCheck,
     values: &interp::Values,
     index: usize,
-) -> Result<Check, UserError> {
+) -> Result<CheckWithNeeds, UserError> {
     let id = raw.id.get_ref().clone();
     let location = Location::from_offset(path, text, raw.id.span().start);
     let field_prefix = format!("check[{index}]");
@@ -328,25 +316,37 @@ fn build_check(
     };
     let table_location = Location::from_offset(path, text, table.span().start);
     let mut probe_value = table.get_ref().clone();
-    interp::interpolate_value(&mut probe_value, values, &format!("{field_prefix}.{kind}")).map_err(
-        |(field, e)| {
-            let (what, fix) = match &e {
-                interp::InterpError::UnknownVar(v) => (
-                    format!("check `{id}` refers to `${{{v}}}`, which the target does not define"),
-                    format!("add `{v} = \"...\"` under [vars] in the target file (pass it with --target)"),
+    interp::interpolate_value(&mut probe_value, values).map_err(|(steps, e)| {
+        let field = interp::dotted(&format!("{field_prefix}.{kind}"), &steps);
+        // The error points at the reference inside its string, or at
+        // the string, or (when the text keeps no position) the table.
+        let at = spans::value_span(text, index, kind, &steps)
+            .map(|range| {
+                let inside = text
+                    .get(range.clone())
+                    .and_then(|literal| interp::reference_offset(literal, &e))
+                    .unwrap_or(0);
+                Location::from_offset(path, text, range.start + inside)
+            })
+            .unwrap_or_else(|| table_location.clone());
+        let (what, fix) = match &e {
+            interp::InterpError::UnknownVar(v) => (
+                format!("check `{id}` refers to `${{{v}}}`, which the target does not define"),
+                format!(
+                    "add `{v} = \"...\"` under [vars] in the target file (pass it with --target)"
                 ),
-                interp::InterpError::UnknownSecret(s) => (
-                    format!("check `{id}` refers to secret `{s}`, which the target does not define"),
-                    format!("add `{s} = {{ env = \"VAR\" }}` under [secrets] in the target file"),
-                ),
-                interp::InterpError::Unclosed => (
-                    format!("check `{id}` has an unclosed `${{`"),
-                    "close it with `}`, or write `$${` for a literal `${`".to_string(),
-                ),
-            };
-            UserError::new(what).at(table_location.clone()).field(field).hint(fix)
-        },
-    )?;
+            ),
+            interp::InterpError::UnknownSecret(s) => (
+                format!("check `{id}` refers to secret `{s}`, which the target does not define"),
+                format!("add `{s} = {{ env = \"VAR\" }}` under [secrets] in the target file"),
+            ),
+            interp::InterpError::Unclosed => (
+                format!("check `{id}` has an unclosed `${{`"),
+                "close it with `}`, or write `$${` for a literal `${`".to_string(),
+            ),
+        };
+        UserError::new(what).at(at).field(field).hint(fix)
+    })?;
     let probe = ProbeSpec::from_value(kind, probe_value).map_err(|e| {
         UserError::new(format!(
             "check `{id}`: invalid [check.{kind}] table: {}",
@@ -388,7 +388,12 @@ fn build_check(
         .clone()
         .or_else(|| profile.profile.service.clone())
         .unwrap_or_else(|| id.split('.').next().unwrap_or(&id).to_string());
-    Ok(Check {
+    let needs_at = raw
+        .needs
+        .iter()
+        .map(|n| Location::from_offset(path, text, n.span().start))
+        .collect();
+    let check = Check {
         description: raw.description.clone().unwrap_or_default(),
         phase: raw.phase,
         service,
@@ -405,7 +410,8 @@ fn build_check(
         probe: probe.into_probe(),
         location,
         id,
-    })
+    };
+    Ok((check, needs_at))
 }
 
 /// Reads a facts JSON file into `facts.*` vars (and `budget.*` for the
@@ -507,12 +513,22 @@ fn valid_id(id: &str) -> bool {
         && !id.ends_with('.')
 }
 
-/// Every `needs` entry names an existing check of the same or an earlier phase.
-fn check_needs(checks: &[Check]) -> Vec<UserError> {
+/// Every `needs` entry names an existing check of the same or an earlier
+/// phase, and the entries form no cycle. Each error points at the entry at
+/// fault (`needs_at`: the location of every entry, by check id).
+fn check_needs(checks: &[Check], needs_at: &BTreeMap<String, Vec<Location>>) -> Vec<UserError> {
     let by_id: BTreeMap<&str, &Check> = checks.iter().map(|c| (c.id.as_str(), c)).collect();
+    let entry = |check: &Check, index: usize| {
+        needs_at
+            .get(&check.id)
+            .and_then(|locations| locations.get(index))
+            .unwrap_or(&check.location)
+            .clone()
+    };
     let mut errors = Vec::new();
     for check in checks {
-        for need in &check.needs {
+        for (index, need) in check.needs.iter().enumerate() {
+            let at = entry(check, index);
             match by_id.get(need.as_str()) {
                 None => {
                     let suggestion = closest(need, by_id.keys().copied())
@@ -520,7 +536,7 @@ fn check_needs(checks: &[Check]) -> Vec<UserError> {
                         .unwrap_or_default();
                     errors.push(
                         UserError::new(format!("check `{}` needs unknown check `{need}`", check.id))
-                            .at(check.location.clone())
+                            .at(at)
                             .field("needs")
                             .hint(format!("{suggestion}`needs` must name checks defined in the loaded profiles")),
                     );
@@ -530,18 +546,31 @@ fn check_needs(checks: &[Check]) -> Vec<UserError> {
                         "check `{}` (phase {}) needs `{need}` of the later phase {}",
                         check.id, check.phase, dep.phase
                     ))
-                    .at(check.location.clone())
+                    .at(at)
                     .field("needs")
                     .hint("a check may only need checks of its own or an earlier phase; move one of them"),
                 ),
                 Some(_) if need == &check.id => errors.push(
                     UserError::new(format!("check `{}` needs itself", check.id))
-                        .at(check.location.clone())
+                        .at(at)
                         .field("needs")
                         .hint("remove its own id from `needs`"),
                 ),
                 Some(_) => {}
             }
+        }
+    }
+    if errors.is_empty() {
+        if let Some(cycle) = crate::plan::find_cycle(checks) {
+            // The entry of the cycle's first check that names the next one.
+            let at = by_id
+                .get(cycle[0].as_str())
+                .and_then(|first| {
+                    let index = first.needs.iter().position(|n| *n == cycle[1])?;
+                    Some(entry(first, index))
+                })
+                .unwrap_or_else(|| by_id[cycle[0].as_str()].location.clone());
+            errors.push(crate::plan::cycle_error(&cycle, at));
         }
     }
     errors

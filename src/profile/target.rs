@@ -24,7 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::interp::Values;
-use super::toml_error;
+use super::toml_error::toml_error;
 use crate::check::Phase;
 use crate::error::{Location, UserError, UserErrors};
 

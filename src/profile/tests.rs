@@ -168,9 +168,14 @@ fn duplicate_ids_point_at_both_definitions() {
 
 #[test]
 fn unknown_need_suggests_the_closest_id() {
+    // The appended check starts on line 26 of the text: its `needs` is line 29.
     check_err(
         &format!("{OK}\n[[check]]\nid = \"c\"\nphase = \"security\"\nneeds = [\"db.reachble\"]\n[check.tcp]\naddress = \"x:1\"\n"),
-        &["needs unknown check `db.reachble`", "did you mean `db.reachable`?"],
+        &[
+            "needs unknown check `db.reachble`",
+            "p.toml:29:10",
+            "did you mean `db.reachable`?",
+        ],
     );
 }
 
@@ -178,8 +183,47 @@ fn unknown_need_suggests_the_closest_id() {
 fn needing_a_later_phase_is_refused() {
     check_err(
         "[[check]]\nid = \"a\"\nphase = \"config\"\nneeds = [\"b\"]\n[check.tcp]\naddress = \"x:1\"\n[[check]]\nid = \"b\"\nphase = \"security\"\n[check.tcp]\naddress = \"x:1\"\n",
-        &["needs `b` of the later phase security"],
+        &["needs `b` of the later phase security", "p.toml:4:10"],
     );
+}
+
+/// `needs` errors point at the entry at fault, not at the check's `id`.
+#[test]
+fn needs_errors_point_at_the_entry() {
+    let two = |a_needs: &str, b_needs: &str| {
+        format!("[[check]]\nid = \"a\"\nphase = \"config\"\nneeds = {a_needs}\n[check.tcp]\naddress = \"x:1\"\n[[check]]\nid = \"b\"\nphase = \"config\"\nneeds = {b_needs}\n[check.tcp]\naddress = \"x:1\"\n")
+    };
+    // The second entry of a one-line list.
+    check_err(
+        &two("[\"b\", \"zz\"]", "[]"),
+        &["needs unknown check `zz`", "p.toml:4:15", "field: needs"],
+    );
+    // An entry on its own line of a multi-line list.
+    check_err(
+        &two("[\n  \"b\",\n  \"zz\",\n]", "[]"),
+        &["needs unknown check `zz`", "p.toml:6:3"],
+    );
+    check_err(
+        &two("[\"a\"]", "[]"),
+        &["check `a` needs itself", "p.toml:4:10"],
+    );
+    // A cycle points at the entry of its first check that names the next.
+    check_err(
+        &two("[\"b\"]", "[\"a\"]"),
+        &[
+            "dependency cycle: a -> b -> a",
+            "p.toml:4:10",
+            "remove one of these",
+        ],
+    );
+    // The entry of the second check, in the second file.
+    let err = load_texts(&[
+        ("one.toml", "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\n"),
+        ("two.toml", "[[check]]\nid = \"b\"\nphase = \"config\"\n\nneeds = [\"a\", \"c\"]\n[check.tcp]\naddress = \"x:1\"\n"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("two.toml:5:15"), "{err}");
 }
 
 #[test]
@@ -188,10 +232,58 @@ fn undefined_target_var_names_the_var_and_the_fix() {
         "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"${nope.host}:1\"\n",
         &[
             "`${nope.host}`",
+            "p.toml:5:12",
             "check[0].tcp.address",
             "add `nope.host",
             "[vars]",
         ],
+    );
+}
+
+/// Unknown `${var}` and `${secret:...}` point at the reference inside the
+/// string that holds it, not at the table header.
+#[test]
+fn unknown_references_point_at_the_string() {
+    let tcp = |body: &str| {
+        format!("[[check]]\nid = \"a\"\nphase = \"config\"\n\n[check.tcp]\nopen = true\n{body}\n")
+    };
+    check_err(
+        &tcp("address = \"x:${secret:pw}\""),
+        &[
+            "refers to secret `pw`, which the target does not define",
+            "p.toml:7:14",
+            "field: check[0].tcp.address",
+        ],
+    );
+    check_err(
+        &tcp("address = \"${db.host}:${db.port}\""),
+        &["`${db.port}`", "p.toml:7:23"],
+    );
+    // In a list, in an inline table, in a multi-line string.
+    check_err(
+        &tcp("list = [\"echo\", \"${nope}\"]"),
+        &["`${nope}`", "p.toml:7:18", "field: check[0].tcp.list[1]"],
+    );
+    check_err(
+        &tcp("inner = { x = 1, y = \"${nope}\" }"),
+        &["`${nope}`", "p.toml:7:23", "field: check[0].tcp.inner.y"],
+    );
+    check_err(
+        &tcp("address = \"\"\"\nhost ${nope}\"\"\""),
+        &["`${nope}`", "p.toml:8:6"],
+    );
+    check_err(
+        &tcp("address = \"x:${open\""),
+        &["unclosed `${`", "p.toml:7:14"],
+    );
+    // The second check of the file.
+    check_err(
+        &format!(
+            "{}{}",
+            tcp("address = \"x:1\"").replace("id = \"a\"", "id = \"z\""),
+            tcp("address = \"${nope}\"")
+        ),
+        &["`${nope}`", "p.toml:14:12", "field: check[1].tcp.address"],
     );
 }
 
@@ -235,6 +327,38 @@ fn facts_become_typed_vars_and_budgets_follow_safe_mode() {
     check_err(
         "[profile]\nfacts = \"missing.json\"\n",
         &["cannot read facts file", "profile.facts"],
+    );
+}
+
+#[test]
+fn a_profile_without_checks_is_an_error_naming_the_file() {
+    for text in ["", "# only a comment\n", "[profile]\nname = \"x\"\n"] {
+        let err = load_text(text).expect_err(text).to_string();
+        assert!(
+            err.contains("profile holds no [[check]]") && err.contains("p.toml"),
+            "{text:?}: {err}"
+        );
+        assert!(err.contains("hint: add a `[[check]]` table"), "{err}");
+    }
+}
+
+#[test]
+fn an_empty_file_in_a_profile_directory_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\n";
+    std::fs::write(dir.path().join("a.toml"), good).unwrap();
+    std::fs::write(dir.path().join("b.toml"), "").unwrap();
+    let err = load(
+        &[dir.path().to_path_buf()],
+        &Target::local(),
+        LoadOptions::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.0.len(), 1, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("holds no [[check]]") && text.contains("b.toml") && !text.contains("a.toml"),
+        "{text}"
     );
 }
 

@@ -1,11 +1,15 @@
-//! Reporters render a finished run; they never decide anything. `write_all`
-//! writes the three artifacts of a run, each atomically: the signed
-//! transcript, its DSSE/in-toto attestation and the JUnit report.
+//! Reporters render a finished run (and `tree` the plan before one); they
+//! never decide anything. `write_all` writes the three artifacts of a run as
+//! one atomic set (all of them or none): the signed transcript, its
+//! DSSE/in-toto attestation and the JUnit report.
 
 pub mod console;
 pub mod dsse;
 pub mod junit;
+#[cfg(any(test, feature = "testkit"))]
+pub mod sample;
 pub mod transcript;
+pub mod tree;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -80,7 +84,6 @@ pub fn write_all(
     crate::sign::sign_document(&mut document, key)
         .map_err(|e| UserError::new(format!("cannot sign the transcript: {e}")))?;
     let text = crate::sign::verify::render(&document);
-    write_atomic(&paths.transcript, text.as_bytes()).map_err(|e| unwritable(out_dir, &e))?;
 
     let name = paths
         .transcript
@@ -95,18 +98,20 @@ pub fn write_all(
     );
     redact_strings(&mut statement, redactor);
     let envelope = dsse::envelope(&statement, key);
-    write_atomic(
-        &paths.attestation,
-        crate::sign::verify::render(&envelope).as_bytes(),
-    )
-    .map_err(|e| unwritable(out_dir, &e))?;
-
+    let attestation = crate::sign::verify::render(&envelope);
     let junit = redactor.redact(&junit::render(report));
-    write_atomic(&paths.junit, junit.as_bytes()).map_err(|e| unwritable(out_dir, &e))?;
+
+    // The transcript is published last: once it is there, so are the others.
+    write_set(&[
+        (paths.attestation.as_path(), attestation.as_bytes()),
+        (paths.junit.as_path(), junit.as_bytes()),
+        (paths.transcript.as_path(), text.as_bytes()),
+    ])
+    .map_err(|e| unwritable(out_dir, &e))?;
     Ok(paths)
 }
 
-fn unwritable(dir: &Path, e: &std::io::Error) -> UserError {
+fn unwritable(dir: &Path, e: &dyn std::fmt::Display) -> UserError {
     UserError::new(format!("cannot write artifacts to {}: {e}", dir.display()))
         .field("--out")
         .hint("pass --out with a writable directory")
@@ -146,26 +151,101 @@ pub fn redact_strings(value: &mut serde_json::Value, redactor: &Redactor) {
 /// Writes `bytes` to `path` atomically: a temp file in the same directory,
 /// fsync, rename over the target, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
+    write_set(&[(path, bytes)]).map_err(|e| e.source)
+}
+
+/// A set of files that could not be written, and what is left of it.
+#[derive(Debug)]
+pub struct SetError {
+    /// What failed, e.g. `cannot write X` or `cannot publish X`.
+    pub step: String,
+    pub source: std::io::Error,
+    /// Files of the set that still exist (a clean-up that failed too).
+    pub left: Vec<PathBuf>,
+    /// How many files the set has.
+    pub total: usize,
+}
+
+impl std::fmt::Display for SetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}; ", self.step, self.source)?;
+        if self.left.is_empty() {
+            write!(f, "none of the {} files was written", self.total)
+        } else {
+            let left: Vec<String> = self.left.iter().map(|p| p.display().to_string()).collect();
+            write!(f, "left behind (remove by hand): {}", left.join(", "))
+        }
+    }
+}
+
+/// Writes every `(path, bytes)` or none of them: each to a temp file in its
+/// directory (fsync), then every temp file renamed to its name and the
+/// directories fsynced. When a step fails, what was written is removed.
+pub fn write_set(files: &[(&Path, &[u8])]) -> Result<(), SetError> {
+    let mut temps: Vec<PathBuf> = Vec::new();
+    let mut published: Vec<PathBuf> = Vec::new();
+    let fail = |step: String, source: std::io::Error, temps: &[PathBuf], published: &[PathBuf]| {
+        let left = temps
+            .iter()
+            .chain(published)
+            .filter(|p| std::fs::remove_file(p).is_err() && p.symlink_metadata().is_ok())
+            .cloned()
+            .collect();
+        SetError {
+            step,
+            source,
+            left,
+            total: files.len(),
+        }
+    };
+    for (path, bytes) in files {
+        let tmp = temp_name(path);
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            temps.push(tmp.clone());
+            f.write_all(bytes)?;
+            f.sync_all()
+        })();
+        if let Err(e) = written {
+            let step = format!("cannot write {}", tmp.display());
+            return Err(fail(step, e, &temps, &published));
+        }
+    }
+    for (path, tmp) in files.iter().map(|(p, _)| *p).zip(temps.clone()) {
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            temps.retain(|t| *t != tmp);
+            let step = format!("cannot publish {}", path.display());
+            let mut unpublished = temps.clone();
+            unpublished.push(tmp);
+            return Err(fail(step, e, &unpublished, &published));
+        }
+        temps.retain(|t| *t != tmp);
+        published.push(path.to_path_buf());
+    }
+    let mut dirs: Vec<&Path> = files.iter().map(|(p, _)| parent_dir(p)).collect();
+    dirs.dedup();
+    for dir in dirs {
+        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+            let step = format!("cannot sync {}", dir.display());
+            return Err(fail(step, e, &[], &published));
+        }
+    }
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+/// `.NAME.tmp-PID` beside `path`.
+fn temp_name(path: &Path) -> PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    parent_dir(path).join(format!(".{name}.tmp-{}", std::process::id()))
 }
 
 #[cfg(test)]

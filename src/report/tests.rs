@@ -2,101 +2,15 @@
 //! openssl agrees with the DSSE signature, JUnit counts match, no secret
 //! reaches any of them.
 
-use std::collections::BTreeMap;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 
+use super::sample::{self, SECRET};
 use super::*;
-use crate::check::{Attempt, CheckResult, OverallStatus, Phase, Severity};
-use crate::sign::verify::{verify_file, VerifyError};
+use std::collections::BTreeSet;
 
-fn result(id: &str, phase: Phase, status: Outcome) -> CheckResult {
-    CheckResult {
-        id: id.into(),
-        phase,
-        service: id.split('.').next().unwrap().into(),
-        stand_in: false,
-        severity: Severity::Fail,
-        status,
-        description: format!("{id} works"),
-        expected: "status 200".into(),
-        found: if status == Outcome::Pass {
-            "status 200".into()
-        } else {
-            "status 503 (password=hunter22)".into()
-        },
-        evidence: "HTTP/1.1 503\nbody: secret value hunter22".into(),
-        evidence_sha256: String::new(),
-        hint: Some("restart it".into()),
-        skip_reason: (status == Outcome::Skip).then(|| "needs `x`, which failed".into()),
-        started_at: Some("2026-01-01T00:00:00.000Z".into()),
-        duration_ms: 120,
-        attempt_count: 1,
-        attempts: vec![Attempt {
-            number: 1,
-            duration_ms: 120,
-            passed: status == Outcome::Pass,
-            error: None,
-        }],
-        metrics: BTreeMap::from([("latency_ms".to_string(), 12.5)]),
-        profile: "health-checks/x.toml".into(),
-    }
-}
-
-use crate::check::Outcome;
-
-/// Five results; matrix is answered by a stand-in; services and agent are
-/// required (agent has no check).
-fn report(status: OverallStatus) -> RunReport {
-    let start = chrono::Utc::now();
-    let mut results = vec![
-        result("postgres.reachable", Phase::Services, Outcome::Pass),
-        result("matrix.health", Phase::Services, Outcome::Fail),
-        result("matrix.login", Phase::Services, Outcome::Skip),
-        result("oidc.discovery", Phase::Oidc, Outcome::Warn),
-        result("ssh.password-off", Phase::Security, Outcome::Pass),
-    ];
-    for r in results.iter_mut().filter(|r| r.service == "matrix") {
-        r.stand_in = true;
-    }
-    let coverage = crate::check::Coverage::assess(
-        results.iter().map(|r| (r.phase, r.status)),
-        &[],
-        &[Phase::Services, Phase::Agent].into_iter().collect(),
-        false,
-    );
-    RunReport {
-        session_id: "spinup-test".into(),
-        started_at: start,
-        completed_at: start + chrono::Duration::milliseconds(1234),
-        status,
-        coverage,
-        abort_reason: None,
-        results,
-        phase_durations_ms: BTreeMap::from([(Phase::Services, 800)]),
-        safe_mode: true,
-    }
-}
-
-fn info(image: Option<ImageInfo>) -> RunInfo {
-    RunInfo {
-        rave_version: "P6-test".into(),
-        target_name: "test".into(),
-        profiles: vec![Source {
-            path: "health-checks/x.toml".into(),
-            name: "x".into(),
-            description: String::new(),
-            sha256: "ab".repeat(32),
-        }],
-        profiles_digest: format!("sha256:{}", "cd".repeat(32)),
-        image,
-        system_info: SystemInfo::gather(),
-        tool_version: "0.0.0-test".into(),
-        target_sha256: Some(format!("sha256:{}", "ef".repeat(32))),
-        stand_ins: BTreeMap::from([(
-            "matrix".to_string(),
-            "a stand-in replaying recorded answers".to_string(),
-        )]),
-    }
-}
+use crate::check::{Coverage, OverallStatus, Phase};
+use crate::sign::verify::{verify_file, Signer, VerifyError};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -105,32 +19,34 @@ struct Fixture {
     image: PathBuf,
 }
 
+/// The sample run with `status`, written, signed and bound to an image.
 fn fixture(status: OverallStatus) -> Fixture {
+    fixture_of(&sample::report(status, None))
+}
+
+/// The sample run with `boot` required too: a required phase that ran no
+/// check (`services` is required and ran; `gitlab` is a stand-in).
+fn requiring_boot(status: OverallStatus) -> RunReport {
+    let mut report = sample::report(status, None);
+    report.coverage = Coverage::assess(
+        report.results.iter().map(|r| (r.phase, r.status)),
+        &[],
+        &BTreeSet::from([Phase::Services, Phase::Boot]),
+        false,
+    );
+    report
+}
+
+/// `report` written, signed and bound to an image.
+fn fixture_of(report: &RunReport) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (key_path, public, _) =
-        crate::sign::keys::write_keypair(&dir.path().join("signer")).unwrap();
-    let key = crate::sign::keys::load_signing_key(&key_path).unwrap();
     let image = dir.path().join("disk.qcow2");
     std::fs::write(&image, b"image bytes").unwrap();
-    let image_info = ImageInfo {
-        name: "disk.qcow2".into(),
-        path: image.clone(),
-        digest: crate::digest::sha256_file(&image).unwrap(),
-    };
-    let redactor = Redactor::new(vec!["hunter22".into()]);
-    let out = dir.path().join("artifacts");
-    let written = write_all(
-        &out,
-        &report(status),
-        &info(Some(image_info)),
-        &key,
-        &redactor,
-    )
-    .unwrap();
+    let signed = sample::write_signed(dir.path(), report, Some(&image));
     Fixture {
         dir,
-        written,
-        public,
+        written: signed.written,
+        public: signed.public_key,
         image,
     }
 }
@@ -161,12 +77,14 @@ fn transcript_has_the_spec_fields_and_verifies() {
     ] {
         assert!(doc.get(field).is_some(), "missing {field}");
     }
-    assert_eq!(doc["test_summary"]["total_tests"], 5);
+    assert_eq!(doc["test_summary"]["total_tests"], 9);
     assert_eq!(doc["test_summary"]["failed"], 1);
     assert_eq!(doc["test_summary"]["warned"], 1);
-    assert_eq!(doc["service_health"]["matrix"]["status"], "FAILURE");
-    assert_eq!(doc["authentication_tests"]["status"], "WARNING");
-    assert_eq!(doc["sandbox_tests"]["status"], "NOT_RUN");
+    assert_eq!(doc["test_summary"]["aborted"], 1);
+    assert_eq!(doc["service_health"]["postgres"]["status"], "SUCCESS");
+    assert_eq!(doc["service_health"]["gitlab"]["status"], "WARNING");
+    assert_eq!(doc["authentication_tests"]["status"], "FAILURE");
+    assert_eq!(doc["sandbox_tests"]["status"], "ABORTED");
     assert_eq!(doc["signature"]["algorithm"], "ed25519");
     assert!(f
         .written
@@ -175,19 +93,41 @@ fn transcript_has_the_spec_fields_and_verifies() {
         .unwrap()
         .to_string_lossy()
         .starts_with("boot_transcript_"));
-    let ok = verify_file(&f.written.transcript, Some(&f.public), Some(&f.image)).unwrap();
+    let ok = verify_file(
+        &f.written.transcript,
+        Signer::Pinned(&f.public),
+        Some(&f.image),
+    )
+    .unwrap();
     assert!(ok.warnings.is_empty(), "{:?}", ok.warnings);
     assert_eq!(ok.status, "FAILURE");
-    let ok = verify_file(&f.written.attestation, Some(&f.public), Some(&f.image)).unwrap();
+    let ok = verify_file(
+        &f.written.attestation,
+        Signer::Pinned(&f.public),
+        Some(&f.image),
+    )
+    .unwrap();
     assert_eq!(ok.status, "FAILED");
-    // Without --pubkey it verifies with the embedded key, and says so.
-    let unpinned = verify_file(&f.written.attestation, None, None).unwrap();
-    assert!(unpinned.warnings.iter().any(|w| w.contains("not pinned")));
+    // Trusting the embedded key, it verifies and says the key is not pinned.
+    let trusted = verify_file(&f.written.attestation, Signer::TrustEmbedded, None).unwrap();
+    assert!(trusted.warnings.iter().any(|w| w.contains("not pinned")));
+    // Neither pinned nor trusted: intact, but the signer is not proven.
+    for file in [&f.written.transcript, &f.written.attestation] {
+        assert!(matches!(
+            verify_file(file, Signer::Unpinned, None),
+            Err(VerifyError::NotPinned { key_id }) if key_id == ok.key_id
+        ));
+    }
+    // A phase without checks is NOT_RUN.
+    let mut no_sandbox = sample::report(OverallStatus::Failure, None);
+    no_sandbox.results.retain(|r| r.phase != Phase::Sandbox);
+    let doc = transcript::build(&no_sandbox, &sample::info(None), false);
+    assert_eq!(doc["sandbox_tests"]["status"], "NOT_RUN");
 }
 
 #[test]
 fn transcript_lists_every_phase_and_the_stand_ins() {
-    let f = fixture(OverallStatus::Failure);
+    let f = fixture_of(&requiring_boot(OverallStatus::Failure));
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.transcript).unwrap()).unwrap();
     let phases = doc["phases"].as_array().unwrap();
@@ -201,43 +141,51 @@ fn transcript_lists_every_phase_and_the_stand_ins() {
         phase("services"),
         &serde_json::json!({
             "phase": "services", "status": "RAN", "required": true,
-            "total_tests": 3, "passed": 1, "failed": 1, "warned": 0,
-            "skipped": 1, "aborted": 0,
+            "total_tests": 3, "passed": 2, "failed": 0, "warned": 1,
+            "skipped": 0, "aborted": 0,
         })
     );
-    assert_eq!(phase("agent")["status"], "NO_CHECKS");
-    assert_eq!(phase("agent")["required"], true);
-    assert_eq!(phase("oidc")["warned"], 1);
+    assert_eq!(phase("boot")["status"], "NO_CHECKS");
+    assert_eq!(phase("boot")["required"], true);
+    assert_eq!(phase("oidc")["failed"], 1);
+    assert_eq!(phase("agent")["skipped"], 1);
+    assert_eq!(phase("sandbox")["aborted"], 1);
     assert_eq!(phase("e2e")["required"], false);
     assert_eq!(
         doc["stand_ins"],
-        serde_json::json!({ "matrix": "a stand-in replaying recorded answers" })
+        serde_json::json!({ "gitlab": "demo stand-in (recorded API shapes)" })
     );
     let results = doc["validation_results"].as_array().unwrap();
     let by_id = |id: &str| results.iter().find(|r| r["id"] == id).unwrap();
-    assert_eq!(by_id("matrix.health")["stand_in"], true);
-    assert_eq!(by_id("matrix.login")["stand_in"], true);
-    assert!(
-        by_id("postgres.reachable").get("stand_in").is_none(),
-        "only stand-in results carry the field"
-    );
-    assert_eq!(doc["service_health"]["matrix"]["stand_in"], true);
+    assert_eq!(by_id("gitlab.readiness")["stand_in"], true);
+    for id in ["postgres.reachable", "postgres.login", "oidc.discovery"] {
+        assert!(
+            by_id(id).get("stand_in").is_none(),
+            "only stand-in results carry the field: {id}"
+        );
+    }
+    assert_eq!(doc["service_health"]["gitlab"]["stand_in"], true);
     assert!(doc["service_health"]["postgres"].get("stand_in").is_none());
     // The signature covers the new fields: they verify, and changing one breaks it.
-    verify_file(&f.written.transcript, Some(&f.public), Some(&f.image)).unwrap();
+    verify_file(
+        &f.written.transcript,
+        Signer::Pinned(&f.public),
+        Some(&f.image),
+    )
+    .unwrap();
     for (pointer, value) in [
-        ("/phases/5/status", serde_json::json!("RAN")),
+        ("/phases/2/status", serde_json::json!("RAN")),
         ("/phases/3/required", serde_json::json!(false)),
         ("/stand_ins", serde_json::json!({})),
-        ("/validation_results/1/stand_in", serde_json::json!(false)),
-        ("/service_health/matrix/stand_in", serde_json::json!(false)),
+        ("/validation_results/3/stand_in", serde_json::json!(false)),
+        ("/service_health/gitlab/stand_in", serde_json::json!(false)),
     ] {
         let mut forged = doc.clone();
         *forged.pointer_mut(pointer).unwrap() = value;
         let path = f.dir.path().join("forged.json");
         std::fs::write(&path, crate::sign::verify::render(&forged)).unwrap();
         assert_eq!(
-            verify_file(&path, None, None),
+            verify_file(&path, Signer::Unpinned, None),
             Err(VerifyError::BadSignature),
             "{pointer}"
         );
@@ -246,38 +194,35 @@ fn transcript_lists_every_phase_and_the_stand_ins() {
 
 #[test]
 fn statement_carries_the_coverage_and_names_the_stand_ins() {
-    let f = fixture(OverallStatus::Failure);
+    let f = fixture_of(&requiring_boot(OverallStatus::Failure));
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
+    let payload = STANDARD.decode(env["payload"].as_str().unwrap()).unwrap();
     let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     let predicate = &st["predicate"];
     assert_eq!(predicate["result"], "FAILED");
     let phases = predicate["phases"].as_array().unwrap();
     assert_eq!(phases.len(), 10);
-    assert_eq!(phases[5]["phase"], "agent");
-    assert_eq!(phases[5]["status"], "NO_CHECKS");
-    assert_eq!(phases[5]["required"], true);
+    assert_eq!(phases[2]["phase"], "boot");
+    assert_eq!(phases[2]["status"], "NO_CHECKS");
+    assert_eq!(phases[2]["required"], true);
     let configuration = predicate["configuration"].as_array().unwrap();
-    assert_eq!(configuration[0]["name"], "x");
+    assert_eq!(configuration[0]["name"], "postgres");
     assert_eq!(
         configuration[1],
         serde_json::json!({
-            "name": "target:test",
-            "digest": { "sha256": "ef".repeat(32) },
-            "annotations": { "stand_ins": { "matrix": "a stand-in replaying recorded answers" } },
+            "name": "target:local",
+            "digest": { "sha256": "12".repeat(32) },
+            "annotations": { "stand_ins": { "gitlab": "demo stand-in (recorded API shapes)" } },
         })
     );
-    // JUnit says so too.
+    // JUnit says so too, on the stand-in's result only.
     let xml = std::fs::read_to_string(&f.written.junit).unwrap();
     assert!(
-        xml.contains("STAND-IN: answered by a stand-in of matrix, not the service itself"),
+        xml.contains("STAND-IN: answered by a stand-in of gitlab, not the service itself"),
         "{xml}"
     );
-    assert_eq!(xml.matches("STAND-IN:").count(), 2, "{xml}");
+    assert_eq!(xml.matches("STAND-IN:").count(), 1, "{xml}");
 }
 
 #[test]
@@ -289,10 +234,9 @@ fn no_secret_reaches_any_artifact() {
         &f.written.junit,
     ] {
         let text = std::fs::read_to_string(path).unwrap();
-        assert!(!text.contains("hunter22"), "secret in {}", path.display());
-        let decoded = text.clone();
+        assert!(!text.contains(SECRET), "secret in {}", path.display());
         assert!(
-            !decoded.contains("aHVudGVyMjI"),
+            !text.contains(&STANDARD.encode(SECRET)),
             "base64 secret in {}",
             path.display()
         );
@@ -300,11 +244,8 @@ fn no_secret_reaches_any_artifact() {
     // The DSSE payload is base64: decode it and look again.
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
-    assert!(!String::from_utf8_lossy(&payload).contains("hunter22"));
+    let payload = STANDARD.decode(env["payload"].as_str().unwrap()).unwrap();
+    assert!(!String::from_utf8_lossy(&payload).contains(SECRET));
 }
 
 #[test]
@@ -312,17 +253,21 @@ fn wrong_key_wrong_image_and_tampering_are_reported() {
     let f = fixture(OverallStatus::Success);
     let (_, other_pub, _) = crate::sign::keys::write_keypair(&f.dir.path().join("other")).unwrap();
     assert!(matches!(
-        verify_file(&f.written.transcript, Some(&other_pub), None),
+        verify_file(&f.written.transcript, Signer::Pinned(&other_pub), None),
         Err(VerifyError::UnknownKey { .. })
     ));
     let other_image = f.dir.path().join("other.img");
     std::fs::write(&other_image, b"different").unwrap();
     assert!(matches!(
-        verify_file(&f.written.transcript, None, Some(&other_image)),
+        verify_file(&f.written.transcript, Signer::Unpinned, Some(&other_image)),
         Err(VerifyError::DigestMismatch { .. })
     ));
     assert!(matches!(
-        verify_file(&f.written.attestation, Some(&f.public), Some(&other_image)),
+        verify_file(
+            &f.written.attestation,
+            Signer::Pinned(&f.public),
+            Some(&other_image)
+        ),
         Err(VerifyError::DigestMismatch { .. })
     ));
     // A changed value, re-rendered in the canonical layout, breaks the signature.
@@ -333,27 +278,98 @@ fn wrong_key_wrong_image_and_tampering_are_reported() {
     let forged = f.dir.path().join("forged.json");
     std::fs::write(&forged, crate::sign::verify::render(&doc)).unwrap();
     assert_eq!(
-        verify_file(&forged, None, None),
+        verify_file(&forged, Signer::Unpinned, None),
         Err(VerifyError::BadSignature)
     );
+}
+
+/// Writes a run into a fresh `artifacts/` whose file names are blocked by
+/// `block(dir, stem)`; returns the error and what the directory holds after.
+fn write_blocked(block: impl Fn(&Path, &str)) -> (UserError, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("artifacts");
+    std::fs::create_dir(&out).unwrap();
+    let report = sample::report(OverallStatus::Success, None);
+    let stem = format!(
+        "boot_transcript_{}",
+        report.started_at.format("%Y%m%d-%H%M%S")
+    );
+    block(&out, &stem);
+    let before: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    let err = write_all(
+        &out,
+        &report,
+        &sample::info(None),
+        &crate::sign::SigningMaterial::ephemeral(),
+        &Redactor::default(),
+    )
+    .expect_err("a blocked name must fail the write");
+    let mut left: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(before.len(), 1, "the test blocks exactly one name");
+    (err, left)
+}
+
+/// A full disk once left a transcript without its attestation and JUnit
+/// file: the three are one set, published whole or not at all.
+#[test]
+fn the_artifacts_are_written_as_a_set_or_not_at_all() {
+    // The JUnit file cannot take its name (a directory is there): its
+    // rename fails after the other files were written.
+    let (err, left) = write_blocked(|out, stem| {
+        std::fs::create_dir(out.join(format!("{stem}.junit.xml"))).unwrap()
+    });
+    let text = err.to_string();
+    assert_eq!(
+        left.len(),
+        1,
+        "only the blocking directory is left: {left:?}"
+    );
+    assert!(left[0].ends_with(".junit.xml"), "{left:?}");
+    assert!(
+        text.contains("cannot publish") && text.contains(".junit.xml"),
+        "{text}"
+    );
+    assert!(text.contains("none of the 3 files was written"), "{text}");
+    assert_eq!(err.field.as_deref(), Some("--out"));
+
+    // The attestation's temp file cannot be created (the first write).
+    let (err, left) = write_blocked(|out, stem| {
+        let tmp = format!(".{stem}.intoto.json.tmp-{}", std::process::id());
+        std::fs::create_dir(out.join(tmp)).unwrap()
+    });
+    let text = err.to_string();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(
+        text.contains("cannot write") && text.contains(".intoto.json.tmp-"),
+        "{text}"
+    );
+    assert!(text.contains("none of the 3 files was written"), "{text}");
+
+    // The transcript's temp file cannot be created (the last write).
+    let (err, left) = write_blocked(|out, stem| {
+        let tmp = format!(".{stem}.json.tmp-{}", std::process::id());
+        std::fs::create_dir(out.join(tmp)).unwrap()
+    });
+    assert_eq!(left.len(), 1, "{left:?} after {err}");
 }
 
 #[test]
 fn junit_has_one_testcase_per_check_and_a_suite_per_phase() {
     let f = fixture(OverallStatus::Failure);
     let xml = std::fs::read_to_string(&f.written.junit).unwrap();
-    assert_eq!(xml.matches("<testcase").count(), 5);
-    assert_eq!(xml.matches("<testsuite ").count(), 3, "{xml}");
+    assert_eq!(xml.matches("<testcase").count(), 9);
+    assert_eq!(xml.matches("<testsuite ").count(), 7, "{xml}");
     assert!(xml.contains(r#"classname="services""#), "{xml}");
+    assert!(xml.contains("expected HTTP 200, found HTTP 503"), "{xml}");
     assert!(
-        xml.contains("expected status 200, found status 503"),
+        xml.contains("<skipped message=\"postgres.reachable failed\""),
         "{xml}"
     );
-    assert!(
-        xml.contains("<skipped message=\"needs `x`, which failed\""),
-        "{xml}"
-    );
-    assert!(xml.contains("time=\"0.120\""), "{xml}");
+    assert!(xml.contains("time=\"1.234\""), "{xml}");
 }
 
 #[test]
@@ -361,8 +377,7 @@ fn dsse_signature_verifies_with_plain_openssl() {
     let f = fixture(OverallStatus::Success);
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
+    let b64 = STANDARD;
     let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
     let sig = b64
         .decode(env["signatures"][0]["sig"].as_str().unwrap())
@@ -404,10 +419,7 @@ fn statement_follows_in_toto_test_result() {
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
     assert_eq!(env["payloadType"], "application/vnd.in-toto+json");
-    use base64::Engine;
-    let payload = base64::engine::general_purpose::STANDARD
-        .decode(env["payload"].as_str().unwrap())
-        .unwrap();
+    let payload = STANDARD.decode(env["payload"].as_str().unwrap()).unwrap();
     let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
     assert_eq!(
@@ -420,12 +432,12 @@ fn statement_follows_in_toto_test_result() {
         64
     );
     assert_eq!(st["predicate"]["result"], "WARNED");
-    assert_eq!(st["predicate"]["configuration"][0]["name"], "x");
+    assert_eq!(st["predicate"]["configuration"][0]["name"], "postgres");
     assert!(st["predicate"]["failedTests"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|t| t == "matrix.login"));
+        .any(|t| t == "agent.create-project"));
 }
 
 mod tamper {
@@ -457,7 +469,7 @@ mod tamper {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join(name);
             std::fs::write(&path, &bytes).unwrap();
-            let result = verify_file(&path, Some(&f.public), None);
+            let result = verify_file(&path, Signer::Pinned(&f.public), None);
             prop_assert!(result.is_err(), "byte {} ^ {:#x} still verifies", i, xor);
         }
     }

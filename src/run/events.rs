@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::check::{CheckResult, Phase};
-use crate::run::RunReport;
+use crate::run::report::RunReport;
 
 #[derive(Debug)]
 pub enum Event<'a> {

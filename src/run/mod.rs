@@ -3,7 +3,8 @@
 //! and a retry policy; every attempt is recorded; a check whose dependency
 //! did not pass is skipped with the reason. It emits events for the live
 //! console and returns a `RunReport` for the other reporters, with the
-//! run's coverage and verdict (`check::Coverage`).
+//! run's coverage and verdict (`check::Coverage`). The run owns the VMs its
+//! checks boot and tears them all down before it returns.
 //!
 //! **Architecture invariant:** the runner owns the only retry loop and the
 //! only clock; it never renders output and never chooses an exit code.
@@ -29,6 +30,7 @@ use crate::check::Verdict;
 use crate::check::{Attempt, CheckResult, Coverage, Outcome, Severity};
 use crate::os::CommandExecutor;
 use crate::plan::Plan;
+use crate::vm::registry::Registry;
 pub use events::{Event, EventSink, NoEvents};
 pub use report::RunReport;
 
@@ -58,7 +60,8 @@ pub struct RunOptions {
 /// Runs `plan` to completion, or until `abort` resolves (with a reason such
 /// as "SIGINT") or the global timeout passes: then running checks are
 /// cancelled (their child processes killed), the rest recorded as aborted,
-/// and the report is still returned.
+/// and the report is still returned. Whatever the outcome, every VM a check
+/// booted is torn down before this returns.
 pub async fn run(
     plan: &Plan,
     options: &RunOptions,
@@ -80,6 +83,7 @@ pub async fn run(
         }
     };
     tokio::pin!(abort);
+    let vms = Arc::new(Registry::new());
 
     sink.event(&Event::RunStarted {
         session_id: &session_id,
@@ -136,8 +140,10 @@ pub async fn run(
                         let owned = check.clone();
                         let opts = options.clone();
                         let task_sink = sink.clone();
-                        let handle = running
-                            .spawn(async move { execute(&owned, &opts, task_sink.as_ref()).await });
+                        let task_vms = vms.clone();
+                        let handle = running.spawn(async move {
+                            execute(&owned, &opts, &task_vms, task_sink.as_ref()).await
+                        });
                         running_ids.insert(
                             handle.id(),
                             (check.id.clone(), Instant::now(), chrono::Utc::now()),
@@ -237,7 +243,18 @@ pub async fn run(
         safe_mode: options.safe_mode,
     };
     sink.event(&Event::RunFinished { report: &report });
+    tear_down_vms(&vms).await;
     report
+}
+
+/// Tears down every VM of the run; a teardown that leaves something behind
+/// is a warning on stderr (the report is already final).
+async fn tear_down_vms(vms: &Registry) {
+    for (name, teardown) in vms.teardown_all().await {
+        if !teardown.clean() {
+            eprintln!("warning: VM `{name}` was not torn down cleanly: {teardown:?}");
+        }
+    }
 }
 
 enum DependencyState {
@@ -273,7 +290,12 @@ fn dependency_state(check: &Check, results: &HashMap<String, CheckResult>) -> De
 
 /// Runs one check: attempts until it passes, the retry policy gives up, or
 /// its deadline (bounded by the run's) passes.
-async fn execute(check: &Check, options: &RunOptions, sink: &dyn EventSink) -> CheckResult {
+async fn execute(
+    check: &Check,
+    options: &RunOptions,
+    vms: &Arc<Registry>,
+    sink: &dyn EventSink,
+) -> CheckResult {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     // The run's deadline is enforced by cancelling the task (so the check is
@@ -289,6 +311,7 @@ async fn execute(check: &Check, options: &RunOptions, sink: &dyn EventSink) -> C
             deadline,
             artifacts_dir: options.artifacts_dir.clone(),
             so_far: options.so_far.clone(),
+            vms: vms.clone(),
         };
         last = match tokio::time::timeout_at(deadline.into(), check.probe.run(&ctx)).await {
             Ok(verdict) => verdict,

@@ -1,8 +1,10 @@
 //! `spinup-smoke verify`: checks a signed transcript or its DSSE envelope.
 //! Every byte counts: the file must be exactly the layout spinup-smoke
 //! writes (so no byte can change unnoticed), the signature must verify, the
-//! key must be the pinned one when `--pubkey` is given, and with `--image`
-//! the image's digest must be the one signed.
+//! key must be the pinned one (`--pubkey`), and with `--image` the image's
+//! digest must be the one signed. A key found inside the file proves only
+//! that the file is intact, not who signed it: without a pinned key the
+//! answer is `NotPinned`, unless the caller chose to trust the embedded key.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,9 @@ pub enum VerifyError {
     UnknownKey { expected: String, found: String },
     /// The image is not the one the transcript was made for.
     DigestMismatch { expected: String, found: String },
+    /// Intact, but no key was pinned and the embedded one was not trusted:
+    /// who signed it is not proven.
+    NotPinned { key_id: String },
 }
 
 impl fmt::Display for VerifyError {
@@ -41,6 +46,13 @@ impl fmt::Display for VerifyError {
             VerifyError::DigestMismatch { expected, found } => {
                 write!(f, "digest mismatch: the transcript is for image {expected}, the given image is {found}")
             }
+            VerifyError::NotPinned { key_id } => write!(
+                f,
+                "signer not pinned: the file is intact under the public key it carries itself \
+                 (key id {key_id}), which proves nothing about who signed it; pass --pubkey \
+                 with the signer's public key, or --trust-embedded-key to accept an intact \
+                 file of unproven origin"
+            ),
         }
     }
 }
@@ -87,9 +99,29 @@ pub fn render(value: &serde_json::Value) -> String {
     text
 }
 
+/// Whose signature `verify_file` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer<'a> {
+    /// Only the key of this SubjectPublicKeyInfo PEM file (`--pubkey`).
+    Pinned(&'a Path),
+    /// The public key the file carries (`--trust-embedded-key`): proves the
+    /// file is intact, not who signed it; the report warns so.
+    TrustEmbedded,
+    /// No key given, none trusted: everything else is checked, then the
+    /// answer is `VerifyError::NotPinned`.
+    Unpinned,
+}
+
+/// The signer's key as `pin` uses it.
+enum Pin {
+    Key(VerifyingKey),
+    TrustEmbedded,
+    Unpinned,
+}
+
 pub fn verify_file(
     path: &Path,
-    pubkey: Option<&Path>,
+    signer: Signer<'_>,
     image: Option<&Path>,
 ) -> Result<VerifyReport, VerifyError> {
     let bytes = std::fs::read(path)
@@ -104,21 +136,29 @@ pub fn verify_file(
                 .into(),
         ));
     }
-    let pinned = match pubkey {
-        Some(p) => Some(keys::load_public_key(p).map_err(VerifyError::Malformed)?),
-        None => None,
+    let pinned = match signer {
+        Signer::Pinned(p) => Pin::Key(keys::load_public_key(p).map_err(VerifyError::Malformed)?),
+        Signer::TrustEmbedded => Pin::TrustEmbedded,
+        Signer::Unpinned => Pin::Unpinned,
     };
+    let unpinned = matches!(pinned, Pin::Unpinned);
     let image_digest = match image {
         Some(img) => Some(crate::digest::sha256_file(img).map_err(|e| {
             VerifyError::Malformed(format!("cannot read image {}: {e}", img.display()))
         })?),
         None => None,
     };
-    if value.get("payloadType").is_some() {
-        verify_attestation(path, &value, pinned, image_digest)
+    let report = if value.get("payloadType").is_some() {
+        verify_attestation(path, &value, pinned, image_digest)?
     } else {
-        verify_transcript(&value, pinned, image_digest)
+        verify_transcript(&value, pinned, image_digest)?
+    };
+    if unpinned {
+        return Err(VerifyError::NotPinned {
+            key_id: report.key_id,
+        });
     }
+    Ok(report)
 }
 
 fn b64(text: &str, what: &str) -> Result<Vec<u8>, VerifyError> {
@@ -134,13 +174,13 @@ fn decode_signature(text: &str) -> Result<EdSignature, VerifyError> {
 }
 
 fn pin(
-    pinned: Option<VerifyingKey>,
+    pinned: Pin,
     signer_key_id: &str,
     embedded: Option<VerifyingKey>,
     warnings: &mut Vec<String>,
 ) -> Result<VerifyingKey, VerifyError> {
     match (pinned, embedded) {
-        (Some(pinned), _) => {
+        (Pin::Key(pinned), _) => {
             let expected = key_id(&pinned);
             if expected != signer_key_id {
                 return Err(VerifyError::UnknownKey {
@@ -150,13 +190,15 @@ fn pin(
             }
             Ok(pinned)
         }
-        (None, Some(embedded)) => {
+        (Pin::TrustEmbedded, Some(embedded)) => {
             warnings.push(
-                "key not pinned: verified with the public key inside the file; pass --pubkey to prove who signed it".into(),
+                "key not pinned (--trust-embedded-key): verified with the public key inside the file, which proves the file is intact, not who signed it; pass --pubkey to prove origin".into(),
             );
             Ok(embedded)
         }
-        (None, None) => Err(VerifyError::Malformed(
+        // Checked with the embedded key; `verify_file` then answers NotPinned.
+        (Pin::Unpinned, Some(embedded)) => Ok(embedded),
+        (Pin::TrustEmbedded | Pin::Unpinned, None) => Err(VerifyError::Malformed(
             "no public key: pass --pubkey (or keep the transcript beside its DSSE envelope)".into(),
         )),
     }
@@ -177,7 +219,7 @@ fn compare_digest(signed: Option<&str>, actual: Option<String>) -> Result<(), Ve
 
 fn verify_transcript(
     value: &serde_json::Value,
-    pinned: Option<VerifyingKey>,
+    pinned: Pin,
     image_digest: Option<String>,
 ) -> Result<VerifyReport, VerifyError> {
     let sig_value = value
@@ -236,7 +278,7 @@ fn sibling_transcript(path: &Path) -> Option<PathBuf> {
 fn verify_attestation(
     path: &Path,
     envelope: &serde_json::Value,
-    pinned: Option<VerifyingKey>,
+    pinned: Pin,
     image_digest: Option<String>,
 ) -> Result<VerifyReport, VerifyError> {
     let field = |name: &str| {

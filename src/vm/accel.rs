@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::os::process::GroupGuard;
+
 /// How long a KVM-booted kernel gets to print its banner.
 pub const KVM_PROBE_WINDOW: Duration = Duration::from_secs(8);
 
@@ -135,7 +137,8 @@ async fn probe_kvm(kernel: &Path, deadline: Instant) -> AccelDecision {
         Ok(c) => c,
         Err(e) => return tcg(format!("KVM boot probe could not start QEMU: {e}")),
     };
-    let pgid = child.id().map(|p| p as i32);
+    // Kills QEMU's group when the probe ends, also when it is cancelled.
+    let group = GroupGuard::new(child.id());
     let mut stdout = child.stdout.take();
     let started = Instant::now();
     let mut seen = Vec::new();
@@ -158,12 +161,7 @@ async fn probe_kvm(kernel: &Path, deadline: Instant) -> AccelDecision {
         }
     };
     let printed = tokio::time::timeout(window, banner).await.unwrap_or(false);
-    if let Some(pgid) = pgid {
-        // SAFETY: killpg has no memory-safety preconditions.
-        unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
-        }
-    }
+    drop(group);
     let _ = child.wait().await;
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {

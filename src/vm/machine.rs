@@ -30,8 +30,9 @@ use std::time::{Duration, Instant};
 
 use super::accel::{self, AccelChoice, AccelDecision};
 use super::ssh::SshExecutor;
-use super::{ByteSize, ImageFormat};
+use super::units::{ByteSize, ImageFormat};
 use crate::os::exec::{CommandExecutor, CommandSpec, LocalExecutor};
+use crate::os::process::{process_alive, signal_group};
 
 /// What to boot and how.
 #[derive(Debug, Clone, PartialEq)]
@@ -541,17 +542,13 @@ impl Drop for RunningVm {
     }
 }
 
+/// Kills the process group `pid` leads (the child was spawned with
+/// `process_group(0)`, so the group is its own).
 fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid.filter(|p| *p > 0) {
-        // SAFETY: killpg has no memory-safety preconditions; the group was
-        // created for this child alone (process_group(0)).
-        unsafe {
-            libc::killpg(pid as i32, libc::SIGKILL);
-        }
+    if let Some(pid) = pid {
+        signal_group(pid, libc::SIGKILL);
     }
 }
-
-pub use crate::os::exec::process_alive;
 
 /// QEMU's `-name` for a VM (how leftover processes are found).
 pub fn qemu_name(vm_name: &str) -> String {

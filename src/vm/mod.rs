@@ -2,124 +2,27 @@
 //! the accelerator (`accel`), booting an image behind a copy-on-write
 //! overlay with ssh forwarded to localhost (`machine`), running commands in
 //! the guest over ssh (`ssh`), reaching the guest's system bus (`bus`), and
-//! the session registry that keeps a VM alive across checks and tears every
-//! VM down at the end of the run (`registry`).
+//! the run's registry that keeps a VM alive across checks and tears every
+//! VM down at the end of the run (`registry`), and the sizes and formats
+//! that profiles name (`units`).
 //!
 //! **Architecture invariant:** the image under test is never written: every
 //! VM boots from its own qcow2 overlay, so the image digest stays valid.
 //! Every QEMU this module starts dies with the `RunningVm` that owns it (and
 //! with this process: `PR_SET_PDEATHSIG`).
+//!
+//! **Architecture invariant:** imports only `os` (processes) of the
+//! validator; nothing of the check model, the kinds, the runner, profiles
+//! or reports.
 
 pub mod accel;
 pub mod bus;
 pub mod machine;
 pub mod registry;
 pub mod ssh;
-
-use serde::Deserialize;
+pub mod units;
 
 pub use accel::{AccelChoice, AccelDecision, Accelerator};
 pub use machine::{boot, BootFailure, RunningVm, TeardownReport, VmConfig};
 pub use ssh::SshExecutor;
-
-/// A disk image format QEMU is told to expect (never probed from content).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum ImageFormat {
-    #[default]
-    Qcow2,
-    Raw,
-}
-
-impl ImageFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageFormat::Qcow2 => "qcow2",
-            ImageFormat::Raw => "raw",
-        }
-    }
-}
-
-/// A size with a binary unit, as written in profiles: "4GiB", "512MiB",
-/// "3G" (G, M, K are binary too), or plain bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    pub fn parse(text: &str) -> Result<ByteSize, String> {
-        let s = text.trim();
-        let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        if digits == 0 {
-            return Err(format!(
-                "invalid size `{text}`: write a number with a unit, e.g. \"4GiB\" or \"512MiB\""
-            ));
-        }
-        let number: u64 = s[..digits]
-            .parse()
-            .map_err(|_| format!("invalid size `{text}`: number too large"))?;
-        let shift = match s[digits..].trim() {
-            "" | "B" => 0,
-            "K" | "KiB" | "k" => 10,
-            "M" | "MiB" => 20,
-            "G" | "GiB" => 30,
-            "T" | "TiB" => 40,
-            other => {
-                return Err(format!(
-                    "invalid size `{text}`: unknown unit `{other}` (use KiB, MiB, GiB or TiB)"
-                ))
-            }
-        };
-        number
-            .checked_mul(1u64 << shift)
-            .map(ByteSize)
-            .ok_or_else(|| format!("invalid size `{text}`: too large"))
-    }
-    pub fn mib(self) -> u64 {
-        self.0 >> 20
-    }
-}
-
-impl std::fmt::Display for ByteSize {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let gib = self.0 as f64 / (1u64 << 30) as f64;
-        if gib >= 1.0 {
-            write!(f, "{gib:.2} GiB")
-        } else {
-            write!(f, "{:.1} MiB", self.0 as f64 / (1u64 << 20) as f64)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Bytes(u64),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Text(t) => ByteSize::parse(&t).map_err(serde::de::Error::custom),
-            Raw::Bytes(b) => Ok(ByteSize(b)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_units_and_reject_nonsense() {
-        assert_eq!(ByteSize::parse("4GiB").unwrap().0, 4 << 30);
-        assert_eq!(ByteSize::parse("3G").unwrap().0, 3 << 30);
-        assert_eq!(ByteSize::parse("512MiB").unwrap().mib(), 512);
-        assert_eq!(ByteSize::parse("1024").unwrap().0, 1024);
-        assert!(ByteSize::parse("GiB")
-            .unwrap_err()
-            .contains("write a number"));
-        assert!(ByteSize::parse("4 parsecs")
-            .unwrap_err()
-            .contains("unknown unit"));
-    }
-}
+pub use units::{ByteSize, ImageFormat};

@@ -1,11 +1,23 @@
-//! The web layer shared by the http, matrix and oidc checks: HTTP client
-//! trust (`trust_ca_file`), a headless browser session with per-origin
+//! The web layer shared by the http, matrix and oidc checks: HTTP clients
+//! (`client_builder`, `trust_ca_file`, `USER_AGENT`), a headless browser session with per-origin
 //! cookies (`browser`) and HTML form handling (`form`).
 //!
 //! **Architecture invariant:** imports nothing above `error`; it knows no check.
 
 pub mod browser;
 pub mod form;
+
+/// The `User-Agent` of the validator's HTTP requests.
+pub const USER_AGENT: &str = concat!("spinup-smoke/", env!("CARGO_PKG_VERSION"));
+
+/// A client builder that follows no redirect (the caller sees each one, or
+/// sets its own policy) and trusts the CA certificates of `ca_file`.
+pub fn client_builder(ca_file: Option<&std::path::Path>) -> Result<reqwest::ClientBuilder, String> {
+    trust_ca_file(
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+        ca_file,
+    )
+}
 
 /// Adds the CA certificates of a profile's `ca_file` (PEM) to an HTTP
 /// client's trusted roots.

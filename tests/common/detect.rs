@@ -17,7 +17,8 @@ pub enum Server {
     Synapse,
     Prometheus,
     Idp,
-    /// The whole demo stack: the servers above plus nginx and podman.
+    /// The whole demo stack: the servers above plus nginx, podman and
+    /// what builds and boots the guest image.
     Demo,
     Podman,
     Qemu,
@@ -70,6 +71,7 @@ impl Server {
                     Server::Prometheus,
                     Server::Idp,
                     Server::Podman,
+                    Server::Qemu,
                 ]
                 .into_iter()
                 .filter_map(|s| s.missing(repo))
@@ -194,4 +196,55 @@ pub fn sshd(repo: &Path) -> Option<PathBuf> {
             PathBuf::from("/usr/sbin/sshd"),
         ])
         .find(|p| is_executable(p))
+}
+
+/// For build scripts: declares the `missing` cfg, names what makes cargo
+/// look again (the environment, installed packages, the venv, the IdP's
+/// packages), and marks each of `servers` that is missing here, unless
+/// SPINUP_SMOKE_REQUIRE_ALL=1 (then a missing server fails its tests).
+pub fn emit_cargo_gate(repo: &Path, servers: &[Server]) {
+    let names: Vec<String> = Server::ALL
+        .iter()
+        .map(|s| format!("\"{}\"", s.name()))
+        .collect();
+    println!(
+        "cargo::rustc-check-cfg=cfg(missing, values({}))",
+        names.join(", ")
+    );
+    println!("cargo::rerun-if-changed=build.rs");
+    println!(
+        "cargo::rerun-if-changed={}",
+        repo.join("tests/common/detect.rs").display()
+    );
+    for var in [
+        "SPINUP_SMOKE_REQUIRE_ALL",
+        "PATH",
+        "PG_BIN",
+        "SYNAPSE_PYTHON",
+        "PROMETHEUS_BIN",
+        "SSHD",
+        "SPINUP_SMOKE_GUEST_DIR",
+    ] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+    // Installing a server changes one of these; only existing paths are
+    // named (a missing one would make every build rebuild the crate).
+    for watched in [
+        Path::new("/var/lib/dpkg/status").to_path_buf(),
+        repo.join(".venv/bin"),
+        repo.join("demo/idp/node_modules/.package-lock.json"),
+        repo.join(".cache/sshd/usr/sbin/sshd"),
+    ] {
+        if watched.exists() {
+            println!("cargo::rerun-if-changed={}", watched.display());
+        }
+    }
+    if std::env::var("SPINUP_SMOKE_REQUIRE_ALL").as_deref() == Ok("1") {
+        return;
+    }
+    for server in servers {
+        if server.missing(repo).is_some() {
+            println!("cargo::rustc-cfg=missing=\"{}\"", server.name());
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Judges an image build: exit 0, within the time budget, and (when asked)
 //! the same artifact digest from two builds.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 
 /// One run of the build command.

@@ -1,12 +1,16 @@
-//! `[check.build]`: runs the target's image build command (for RAVE a
+//! `[check.build]`: the image build command exits 0 within its time budget (and reproducibly).
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Runs the build, then judges it.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(facts) => judge::judge(spec, &facts),
+        Err(e) => Verdict::probe_error("a build command", e),
+    }
 }

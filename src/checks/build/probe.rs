@@ -1,67 +1,20 @@
-//! `[check.build]`: runs the target's image build command (for RAVE a
-//! `nix build` of the P6 image; for the demo `scripts/build-guest-image.sh`)
-//! through the check's executor; it must exit 0 within `max_duration`. The
-//! build time is recorded as `build_seconds`. With `reproducible = true`
-//! and an `artifact`, the command runs a second time and both builds'
-//! artifacts must have the same SHA-256 digest.
+//! Runs the build command through the check's executor (killed at the
+//! deadline), once or, for `reproducible` with an `artifact`, twice, and
+//! digests the artifact after each run.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Deserialize;
-
-use super::judge;
 use super::judge::BuildRun;
 use super::judge::Facts;
-use crate::check::HumanDuration;
+use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::check::Verdict;
 use crate::os::CommandSpec;
 use crate::os::ExecError;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// The build command as argv, e.g. ["nix", "build", ".#p6-image"].
-    pub command: Vec<String>,
-    /// Working directory of the build (default: the validator's).
-    #[serde(default)]
-    pub cwd: Option<PathBuf>,
-    /// Extra environment for the build.
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Build-time budget; a slower (even successful) build fails.
-    pub max_duration: HumanDuration,
-    /// The file the build produces (digested for `reproducible`).
-    #[serde(default)]
-    pub artifact: Option<PathBuf>,
-    /// Build twice and require the same artifact digest.
-    #[serde(default)]
-    pub reproducible: bool,
-}
-
-impl Spec {
-    fn command_spec(&self) -> Result<CommandSpec, String> {
-        let (program, args) = self
-            .command
-            .split_first()
-            .ok_or("`command` is empty: give the build command as argv, e.g. [\"nix\", \"build\", \".#image\"]")?;
-        Ok(CommandSpec {
-            program: program.clone(),
-            args: args.to_vec(),
-            env: self.env.clone(),
-            cwd: self.cwd.clone(),
-            stdin: None,
-        })
-    }
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    let command = match spec.command_spec() {
-        Ok(c) => c,
-        Err(e) => return Verdict::probe_error("a build command", e),
-    };
+/// Runs the build and digests the artifact; the error is why the build
+/// cannot start (no command).
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
+    let command = spec.command_spec()?;
     let mut runs = vec![run_once(&command, ctx).await];
     let mut digests = Vec::new();
     if let Some(artifact) = &spec.artifact {
@@ -71,14 +24,13 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
             digests.push(digest(artifact).await);
         }
     }
-    let facts = Facts {
+    Ok(Facts {
         command: command.display(),
         place: ctx.executor.describe(),
         runs,
         artifact: spec.artifact.as_ref().map(|p| p.display().to_string()),
         digests,
-    };
-    judge::judge(spec, &facts)
+    })
 }
 
 async fn run_once(command: &CommandSpec, ctx: &ProbeContext) -> BuildRun {
@@ -120,6 +72,7 @@ async fn digest(path: &std::path::Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checks::build::run;
 
     fn spec(text: &str) -> Spec {
         toml::from_str(text).unwrap()
@@ -134,20 +87,20 @@ mod tests {
             "command = [\"sh\", \"-c\", \"printf image > {0}\"]\nmax_duration = \"20s\"\nartifact = {0:?}\nreproducible = true",
             out.display()
         ));
-        let v = probe(&ok, &ctx).await;
+        let v = run(&ok, &ctx).await;
         assert!(v.pass, "{v:?}");
         assert!(v.metrics.contains_key("build_seconds"), "{v:?}");
         assert!(v.evidence.contains("sha256:"), "{v:?}");
 
         let failing = spec("command = [\"sh\", \"-c\", \"echo missing dependency >&2; exit 4\"]\nmax_duration = \"20s\"");
-        let v = probe(&failing, &ctx).await;
+        let v = run(&failing, &ctx).await;
         assert!(!v.pass);
         assert!(v.found.contains("exit code 4"), "{v:?}");
         assert!(v.evidence.contains("missing dependency"), "{v:?}");
 
         // Over budget: exits 0 but slower than max_duration.
         let slow = spec("command = [\"sleep\", \"1\"]\nmax_duration = \"100ms\"");
-        let v = probe(&slow, &ctx).await;
+        let v = run(&slow, &ctx).await;
         assert!(!v.pass);
         assert!(v.found.contains("took"), "{v:?}");
     }
@@ -160,7 +113,7 @@ mod tests {
             "command = [\"sh\", \"-c\", \"head -c 32 /dev/urandom > {0}\"]\nmax_duration = \"20s\"\nartifact = {0:?}\nreproducible = true",
             out.display()
         ));
-        let v = probe(&s, &ProbeContext::for_tests(30)).await;
+        let v = run(&s, &ProbeContext::for_tests(30)).await;
         assert!(!v.pass);
         assert!(v.expected.contains("same digest"), "{v:?}");
     }
@@ -169,7 +122,7 @@ mod tests {
     async fn a_hanging_build_is_killed_at_the_deadline() {
         let mut ctx = ProbeContext::for_tests(1);
         ctx.deadline = Instant::now() + std::time::Duration::from_millis(300);
-        let v = probe(
+        let v = run(
             &spec("command = [\"sleep\", \"30\"]\nmax_duration = \"1h\""),
             &ctx,
         )

@@ -1,6 +1,6 @@
 //! Judges an HTTP answer: status, headers, body, JSON values.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::{all_of, excerpt, Verdict};
 
 #[derive(Debug, Clone, PartialEq, Default)]

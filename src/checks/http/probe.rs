@@ -1,112 +1,19 @@
-//! `[check.http]`: an HTTP(S) request with a deadline; judges status,
-//! headers, body and JSON values of the answer.
+//! Sends the request of a `[check.http]` table within the deadline and
+//! records the answer (status, headers, up to `MAX_BODY` of the body) or
+//! why there was none, with the latency.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Deserialize;
-
-use super::judge;
 use super::judge::Facts;
+use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::check::Verdict;
+use crate::error::error_chain;
 
 /// Bodies are read up to this size.
 pub const MAX_BODY: usize = 1 << 20;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    pub url: String,
-    /// GET (default), POST, PUT, DELETE, HEAD, PATCH, OPTIONS.
-    #[serde(default)]
-    pub method: Option<String>,
-    /// Request headers.
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Request body.
-    #[serde(default)]
-    pub body: Option<String>,
-    /// PEM file of CA certificates to trust (besides the system roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Skip certificate verification (default false; prefer `ca_file`).
-    #[serde(default)]
-    pub insecure: bool,
-    #[serde(default)]
-    pub follow_redirects: bool,
-    /// Connect these host names to these addresses (like curl --resolve).
-    #[serde(default)]
-    pub resolve: BTreeMap<String, IpAddr>,
-    /// Expected status: one code or a list (default 200).
-    #[serde(default)]
-    pub status: Option<StatusSet>,
-    /// Response header name -> substring its value must contain.
-    #[serde(default)]
-    pub header_contains: BTreeMap<String, String>,
-    #[serde(default)]
-    pub body_contains: Vec<String>,
-    #[serde(default)]
-    pub body_not_contains: Vec<String>,
-    /// JSON pointer -> expected value, e.g. `json = { "/status" = "ok" }`.
-    #[serde(default)]
-    pub json: BTreeMap<String, serde_json::Value>,
-    /// JSON pointers that must exist.
-    #[serde(default)]
-    pub json_exists: Vec<String>,
-}
-
-/// `status = 200` or `status = [200, 302]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusSet(pub Vec<u16>);
-
-impl<'de> Deserialize<'de> for StatusSet {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = StatusSet;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an HTTP status code (e.g. 200) or a list of them")
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<StatusSet, E> {
-                code(v).map(|c| StatusSet(vec![c]))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<StatusSet, E> {
-                self.visit_i64(v as i64)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<StatusSet, A::Error> {
-                let mut codes = Vec::new();
-                while let Some(v) = seq.next_element::<i64>()? {
-                    codes.push(code(v)?);
-                }
-                if codes.is_empty() {
-                    return Err(serde::de::Error::custom("status list is empty"));
-                }
-                Ok(StatusSet(codes))
-            }
-        }
-        fn code<E: serde::de::Error>(v: i64) -> Result<u16, E> {
-            if (100..=599).contains(&v) {
-                Ok(v as u16)
-            } else {
-                Err(E::custom(format!(
-                    "{v} is not an HTTP status code (100-599)"
-                )))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-pub use crate::error::error_chain;
-
 fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
+    let mut builder = crate::web::client_builder(spec.ca_file.as_deref())?
         .timeout(ctx.remaining())
         .connect_timeout(ctx.remaining())
         .danger_accept_invalid_certs(spec.insecure)
@@ -115,8 +22,7 @@ fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
         } else {
             reqwest::redirect::Policy::none()
         })
-        .user_agent(concat!("spinup-smoke/", env!("CARGO_PKG_VERSION")));
-    builder = crate::web::trust_ca_file(builder, spec.ca_file.as_deref())?;
+        .user_agent(crate::web::USER_AGENT);
     for (host, ip) in &spec.resolve {
         let port = reqwest::Url::parse(&spec.url)
             .ok()
@@ -127,9 +33,10 @@ fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
     builder.build().map_err(|e| error_chain(&e))
 }
 
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+/// The answer, or an empty `Facts` with the `error` that prevented one.
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
     let started = Instant::now();
-    let facts = match gather(spec, ctx).await {
+    match gather(spec, ctx).await {
         Ok(mut f) => {
             f.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             f
@@ -139,8 +46,7 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             ..Facts::default()
         },
-    };
-    judge::judge(spec, &facts)
+    }
 }
 
 async fn gather(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
@@ -196,6 +102,7 @@ async fn gather(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::run;
     use super::*;
     use crate::checks::testutil::{self, http_response};
     use std::time::Duration;
@@ -218,10 +125,10 @@ mod tests {
         .await;
         let ctx = ProbeContext::for_tests(5);
         let url = format!("http://{addr}/health");
-        let v = probe(&spec(&format!("url = \"{url}\"\njson = {{ \"/status\" = \"ok\", \"/db/ok\" = true }}\nheader_contains = {{ \"content-type\" = \"json\" }}")), &ctx).await;
+        let v = run(&spec(&format!("url = \"{url}\"\njson = {{ \"/status\" = \"ok\", \"/db/ok\" = true }}\nheader_contains = {{ \"content-type\" = \"json\" }}")), &ctx).await;
         assert!(v.pass, "{v:?}");
         assert!(v.metrics.contains_key("latency_ms"));
-        let v = probe(
+        let v = run(
             &spec(&format!(
                 "url = \"{url}\"\njson = {{ \"/status\" = \"degraded\" }}"
             )),
@@ -229,9 +136,9 @@ mod tests {
         )
         .await;
         assert!(!v.pass && v.found.contains("\"ok\""), "{v:?}");
-        let v = probe(&spec(&format!("url = \"{url}\"\nstatus = 503")), &ctx).await;
+        let v = run(&spec(&format!("url = \"{url}\"\nstatus = 503")), &ctx).await;
         assert!(!v.pass && v.found.contains("200"), "{v:?}");
-        let v = probe(
+        let v = run(
             &spec(&format!("url = \"{url}\"\nbody_contains = [\"missing\"]")),
             &ctx,
         )
@@ -245,7 +152,7 @@ mod tests {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let closed = l.local_addr().unwrap();
         drop(l);
-        let v = probe(&spec(&format!("url = \"http://{closed}/\"")), &ctx).await;
+        let v = run(&spec(&format!("url = \"http://{closed}/\"")), &ctx).await;
         assert!(!v.pass && v.found.contains("refused"), "{v:?}");
         let slow = testutil::serve(
             http_response("200 OK", "text/plain", "late"),
@@ -255,7 +162,7 @@ mod tests {
         .await;
         let mut ctx = ProbeContext::for_tests(5);
         ctx.deadline = std::time::Instant::now() + Duration::from_millis(400);
-        let v = probe(&spec(&format!("url = \"http://{slow}/\"")), &ctx).await;
+        let v = run(&spec(&format!("url = \"http://{slow}/\"")), &ctx).await;
         assert!(!v.pass, "{v:?}");
         assert!(
             v.found.contains("timed out") || v.found.contains("deadline"),
@@ -278,29 +185,13 @@ mod tests {
         let ctx = ProbeContext::for_tests(5);
         let url = format!("https://rave.local:{}/", addr.port());
         let with_ca = format!("url = \"{url}\"\nca_file = \"{}\"\nresolve = {{ \"rave.local\" = \"127.0.0.1\" }}\nbody_contains = [\"secure\"]", ca_file.display());
-        let v = probe(&spec(&with_ca), &ctx).await;
+        let v = run(&spec(&with_ca), &ctx).await;
         assert!(v.pass, "{v:?}");
         let without = format!("url = \"{url}\"\nresolve = {{ \"rave.local\" = \"127.0.0.1\" }}");
-        let v = probe(&spec(&without), &ctx).await;
+        let v = run(&spec(&without), &ctx).await;
         assert!(
             !v.pass && v.found.to_lowercase().contains("certificate"),
             "{v:?}"
         );
-    }
-
-    #[test]
-    fn status_accepts_a_code_or_a_list() {
-        assert_eq!(
-            spec("url = \"x\"\nstatus = 204").status,
-            Some(StatusSet(vec![204]))
-        );
-        assert_eq!(
-            spec("url = \"x\"\nstatus = [200, 302]").status,
-            Some(StatusSet(vec![200, 302]))
-        );
-        let e = toml::from_str::<Spec>("url = \"x\"\nstatus = 99")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("not an HTTP status code"), "{e}");
     }
 }

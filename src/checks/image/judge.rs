@@ -2,7 +2,7 @@
 //! consistent (qcow2), and its digest (recorded; compared when expected).
 //! The evidence's first line is the digest `sha256:<hex>`.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 use crate::vm::ByteSize;
 

@@ -1,12 +1,13 @@
-//! `[check.image]`: a built disk image is a valid image of the expected
+//! `[check.image]`: a built disk image has the expected format and size; its digest is recorded.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Inspects the image, then judges it.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    judge::judge(spec, &probe::probe(spec, ctx).await)
 }

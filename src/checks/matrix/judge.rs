@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use super::probe::{version_numbers, Assertion, Spec};
+use super::spec::{version_numbers, Assertion, Spec};
 use crate::check::{all_of, Verdict};
 
 /// One HTTP request and what came back (tokens removed).

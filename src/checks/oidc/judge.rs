@@ -2,7 +2,7 @@
 //! full authorization-code + PKCE login with a verified ID token, and the
 //! negative cases (wrong password, foreign redirect_uri, tampered tokens).
 
-use super::probe::{AssertKind, Spec};
+use super::spec::{AssertKind, Spec};
 use crate::check::{all_of, Verdict};
 
 #[derive(Debug, Clone, PartialEq)]

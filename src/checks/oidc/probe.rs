@@ -1,15 +1,11 @@
-//! `[check.oidc]`: an OpenID Connect provider, driven the way a browser and
-//! a relying party would drive it (openidconnect for discovery, the code
-//! exchange and ID-token verification; a headless sign-in through the
-//! provider's own HTML form, cookies kept across its redirects).
+//! Drives an OpenID Connect provider the way a browser and a relying party
+//! would (openidconnect for discovery, the code exchange and ID-token
+//! verification; a headless sign-in through the provider's own HTML form,
+//! cookies kept across its redirects) and records what happened.
 //!
-//! Assertions: `discovery`, `login` (authorization code + PKCE + nonce; the
-//! ID token's signature, iss, aud, exp and nonce verified; userinfo's `sub`
-//! matches), `wrong_password_rejected`, `foreign_redirect_rejected` and
-//! `tampered_token_rejected`. Every request is bounded by the check's
-//! deadline; codes, tokens and passwords never reach facts or evidence.
+//! Every request is bounded by the check's deadline; codes, tokens and
+//! passwords never reach facts or evidence.
 
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -21,185 +17,23 @@ use openidconnect::{
     OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope,
 };
 use reqwest::Url;
-use serde::Deserialize;
 
-use super::judge;
 use super::judge::{Discovery, Facts, Login, Outcome, Tamper};
+use super::spec::{AssertKind, Spec};
 use crate::check::ProbeContext;
-use crate::check::Verdict;
-use crate::checks::Password;
 use crate::error::error_chain;
 use crate::web::browser::{text_of, without_query, Browser, Credentials, SignInEnd};
 
-/// The table as written in a profile.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSpec {
-    /// The issuer URL, exactly as the provider names itself.
-    issuer: String,
-    #[serde(rename = "assert")]
-    assertion: AssertKind,
-    client_id: Option<String>,
-    /// Normally `${secret:...}`; omit for a public client.
-    client_secret: Option<Password>,
-    redirect_uri: Option<String>,
-    /// Scopes besides `openid`.
-    scopes: Option<Vec<String>>,
-    username: Option<String>,
-    password: Option<Password>,
-    /// The sign-in form's user name field, when the first text field is not it.
-    username_field: Option<String>,
-    /// A PEM file of CA certificates to trust for an https issuer.
-    ca_file: Option<PathBuf>,
-}
-
-/// The assertion names accepted by `assert`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AssertKind {
-    Discovery,
-    Login,
-    WrongPasswordRejected,
-    ForeignRedirectRejected,
-    TamperedTokenRejected,
-}
-
-impl AssertKind {
-    fn name(self) -> &'static str {
-        match self {
-            AssertKind::Discovery => "discovery",
-            AssertKind::Login => "login",
-            AssertKind::WrongPasswordRejected => "wrong_password_rejected",
-            AssertKind::ForeignRedirectRejected => "foreign_redirect_rejected",
-            AssertKind::TamperedTokenRejected => "tampered_token_rejected",
-        }
-    }
-    fn needs_client(self) -> bool {
-        self != AssertKind::Discovery
-    }
-    fn needs_user(self) -> bool {
-        matches!(
-            self,
-            AssertKind::Login
-                | AssertKind::WrongPasswordRejected
-                | AssertKind::TamperedTokenRejected
-        )
-    }
-}
-
-/// A checked `[check.oidc]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(try_from = "RawSpec")]
-pub struct Spec {
-    /// Without a trailing slash.
-    pub issuer: String,
-    pub ca_file: Option<PathBuf>,
-    pub assertion: AssertKind,
-    pub client: Option<ClientSpec>,
-    pub user: Option<UserSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClientSpec {
-    pub client_id: String,
-    pub client_secret: Option<Password>,
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserSpec {
-    pub username: String,
-    pub password: Password,
-    pub username_field: Option<String>,
-}
-
-impl TryFrom<RawSpec> for Spec {
-    type Error = String;
-
-    fn try_from(raw: RawSpec) -> Result<Spec, String> {
-        let kind = raw.assertion;
-        let name = kind.name();
-        let issuer = raw.issuer.trim().trim_end_matches('/').to_string();
-        if Url::parse(&issuer).map(|u| u.scheme().starts_with("http")) != Ok(true) {
-            return Err(format!(
-                "`issuer = \"{}\"` is not an http(s) URL; write e.g. `issuer = \"https://gitlab.example.org\"`",
-                raw.issuer
-            ));
-        }
-        let client_fields = [
-            ("client_id", raw.client_id.is_some()),
-            ("client_secret", raw.client_secret.is_some()),
-            ("redirect_uri", raw.redirect_uri.is_some()),
-            ("scopes", raw.scopes.is_some()),
-        ];
-        let user_fields = [
-            ("username", raw.username.is_some()),
-            ("password", raw.password.is_some()),
-            ("username_field", raw.username_field.is_some()),
-        ];
-        let mut uses = Vec::new();
-        if kind.needs_client() {
-            uses.extend(client_fields.iter().map(|(field, _)| *field));
-        }
-        if kind.needs_user() {
-            uses.extend(user_fields.iter().map(|(field, _)| *field));
-        }
-        let set: Vec<(&str, bool)> = client_fields.into_iter().chain(user_fields).collect();
-        crate::checks::reject_unused_fields(name, &set, &uses)?;
-        let missing = |field: &str, example: &str| {
-            format!("`assert = \"{name}\"` needs `{field}`, e.g. {example}")
-        };
-        let client = if kind.needs_client() {
-            let client_id = raw
-                .client_id
-                .filter(|c| !c.trim().is_empty())
-                .ok_or_else(|| missing("client_id", "`client_id = \"spinup-smoke\"`"))?;
-            let redirect_uri = raw.redirect_uri.ok_or_else(|| {
-                missing("redirect_uri", "`redirect_uri = \"http://127.0.0.1/spinup-smoke/callback\"` (registered for the client)")
-            })?;
-            Url::parse(&redirect_uri)
-                .map_err(|e| format!("`redirect_uri = \"{redirect_uri}\"` is not a URL: {e}"))?;
-            Some(ClientSpec {
-                client_id,
-                client_secret: raw.client_secret,
-                redirect_uri,
-                scopes: raw.scopes.unwrap_or_default(),
-            })
-        } else {
-            None
-        };
-        let user = if kind.needs_user() {
-            Some(UserSpec {
-                username: raw
-                    .username
-                    .ok_or_else(|| missing("username", "`username = \"${idp.test_user}\"`"))?,
-                password: raw.password.ok_or_else(|| {
-                    missing("password", "`password = \"${secret:idp_test_password}\"`")
-                })?,
-                username_field: raw.username_field,
-            })
-        } else {
-            None
-        };
-        Ok(Spec {
-            issuer,
-            ca_file: raw.ca_file,
-            assertion: kind,
-            client,
-            user,
-        })
-    }
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
+/// The steps taken and how the flow ended; a flow that could not get to
+/// what is judged (unreachable, the deadline...) is `Outcome::Failed`.
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
     let mut steps = Vec::new();
     let outcome = match tokio::time::timeout(ctx.remaining(), gather(spec, ctx, &mut steps)).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => Outcome::Failed(e),
         Err(_) => Outcome::Failed("the flow did not finish before the check's deadline".into()),
     };
-    judge::judge(spec, &Facts { steps, outcome })
+    Facts { steps, outcome }
 }
 
 async fn gather(
@@ -463,12 +297,11 @@ async fn discovery_facts(
 }
 
 fn http_client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        // Redirects are followed by hand: the flow must see each one.
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ctx.remaining().max(Duration::from_millis(1)));
-    builder = crate::web::trust_ca_file(builder, spec.ca_file.as_deref())?;
-    builder.build().map_err(|e| e.to_string())
+    // Redirects are followed by hand: the flow must see each one.
+    crate::web::client_builder(spec.ca_file.as_deref())?
+        .timeout(ctx.remaining().max(Duration::from_millis(1)))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 async fn bearer_status(http: &reqwest::Client, url: &Url, token: &str) -> Result<u16, String> {
@@ -506,76 +339,6 @@ fn tamper_signature(jwt: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(body: &str) -> Result<Spec, String> {
-        toml::from_str::<Spec>(&format!("issuer = \"http://127.0.0.1:3000/\"\n{body}"))
-            .map_err(|e| e.to_string())
-    }
-
-    const CLIENT: &str = "client_id = \"c\"\nredirect_uri = \"http://127.0.0.1/cb\"\n";
-    const USER: &str = "username = \"alice\"\npassword = \"pw\"\n";
-
-    #[test]
-    fn reads_each_assertion_with_its_fields() {
-        let s = parse("assert = \"discovery\"").unwrap();
-        assert_eq!(s.issuer, "http://127.0.0.1:3000");
-        assert!(s.client.is_none() && s.user.is_none());
-        let s = parse(&format!(
-            "assert = \"login\"\n{CLIENT}{USER}scopes = [\"profile\"]"
-        ))
-        .unwrap();
-        assert_eq!(
-            s.client.as_ref().unwrap().scopes,
-            vec!["profile".to_string()]
-        );
-        assert_eq!(s.user.as_ref().unwrap().username, "alice");
-        let s = parse(&format!("assert = \"foreign_redirect_rejected\"\n{CLIENT}")).unwrap();
-        assert!(s.user.is_none());
-    }
-
-    #[test]
-    fn rejects_wrong_fields_with_the_fix() {
-        let cases = [
-            (
-                "assert = \"discovery\"\nclient_id = \"c\"".to_string(),
-                "`client_id` does not apply",
-            ),
-            (format!("assert = \"login\"\n{USER}"), "needs `client_id`"),
-            (format!("assert = \"login\"\n{CLIENT}"), "needs `username`"),
-            (
-                format!("assert = \"login\"\n{CLIENT}username = \"a\""),
-                "needs `password`",
-            ),
-            (
-                format!("assert = \"foreign_redirect_rejected\"\n{CLIENT}{USER}"),
-                "`username` does not apply",
-            ),
-            (
-                format!(
-                    "assert = \"login\"\nclient_id = \"c\"\nredirect_uri = \"not a url\"\n{USER}"
-                ),
-                "is not a URL",
-            ),
-            ("assert = \"sso\"".to_string(), "unknown variant `sso`"),
-        ];
-        for (body, expect) in cases {
-            let err = parse(&body).unwrap_err();
-            assert!(err.contains(expect), "{body:?}: {err}");
-        }
-        let err =
-            toml::from_str::<Spec>("issuer = \"idp.local\"\nassert = \"discovery\"").unwrap_err();
-        assert!(err.to_string().contains("not an http(s) URL"), "{err}");
-    }
-
-    #[test]
-    fn debug_output_hides_passwords_and_secrets() {
-        let s = parse(&format!("assert = \"login\"\n{CLIENT}client_secret = \"s3cr3t\"\nusername = \"a\"\npassword = \"hunter2\"")).unwrap();
-        let text = format!("{s:?}");
-        assert!(
-            !text.contains("hunter2") && !text.contains("s3cr3t"),
-            "{text}"
-        );
-    }
 
     #[test]
     fn tampering_changes_the_signature_and_nothing_else() {

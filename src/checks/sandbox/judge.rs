@@ -2,7 +2,7 @@
 //! the job's exit code and output, isolation (when asked), and a clean
 //! teardown (no QEMU, overlay, forwarded port or tap left).
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 use crate::vm::{ByteSize, TeardownReport};
 

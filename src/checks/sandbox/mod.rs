@@ -1,12 +1,16 @@
-//! `[check.sandbox]`: one full sandbox cycle the way RAVE runs agent jobs:
+//! `[check.sandbox]`: one full sandbox cycle the way RAVE runs agent jobs, cleanup proven.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Runs the sandbox cycle, then judges it.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(facts) => judge::judge(spec, &facts),
+        Err(e) => Verdict::probe_error("a sandbox job", e),
+    }
 }

@@ -1,104 +1,25 @@
-//! `[check.sandbox]`: one full sandbox cycle the way RAVE runs agent jobs:
-//! provision a VM (4 GiB, 2 vCPU by default) on a qcow2 copy-on-write
-//! overlay of the base image, prove the limits from inside the guest
-//! (/proc/meminfo MemTotal, nproc), run the job and collect its output and
-//! exit code, tear the VM down, and prove the cleanup: QEMU gone, overlay
-//! removed, forwarded port closed, no tap device left behind, no QEMU of
-//! this sandbox in the process table. With `isolation = true` two sandboxes
-//! run at once; each writes a marker and must not see the other's.
-//!
-//! Sandbox VMs belong to this check alone (not the session registry); if
-//! the check is cancelled, dropping them kills QEMU.
+//! Boots the sandbox VMs (owned by this probe, never registered), reads the
+//! limits and runs the job in the guest over ssh, tests isolation, tears
+//! the VMs down and looks for what they left: QEMU processes by name and
+//! tap devices that appeared during the cycle.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
-use serde::Deserialize;
-
-use super::judge;
 use super::judge::{Facts, GuestLimits, Isolation, JobRun};
+use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::check::Verdict;
+use crate::os::process_alive;
 use crate::os::CommandExecutor;
 use crate::os::CommandSpec;
-use crate::vm::{self, AccelChoice, ByteSize, ImageFormat, RunningVm, VmConfig};
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// The base image (never written; each sandbox gets its own overlay).
-    pub image: PathBuf,
-    /// "qcow2" (default) or "raw".
-    #[serde(default)]
-    pub format: ImageFormat,
-    /// Kernel for direct kernel boot.
-    pub kernel: PathBuf,
-    /// Initial ramdisk for the kernel.
-    #[serde(default)]
-    pub initrd: Option<PathBuf>,
-    /// Sandbox memory limit (default "4GiB", RAVE's sandbox size).
-    #[serde(default = "default_memory")]
-    pub memory: ByteSize,
-    /// Sandbox vCPU limit (default 2).
-    #[serde(default = "default_cpus")]
-    pub cpus: u32,
-    /// The job, as argv run in the guest, e.g. ["sh", "-c", "make test"].
-    pub job: Vec<String>,
-    /// The job's expected exit code (default 0).
-    #[serde(default)]
-    pub job_exit_code: i32,
-    /// Texts the job's stdout must contain.
-    #[serde(default)]
-    pub job_stdout_contains: Vec<String>,
-    /// Lowest MemTotal accepted, as a percentage of `memory` (default 85:
-    /// the kernel keeps some memory for itself).
-    #[serde(default = "default_mem_floor")]
-    pub min_memory_percent: u32,
-    /// Run two sandboxes at once and prove neither sees the other's files.
-    #[serde(default)]
-    pub isolation: bool,
-    /// "auto" (default), "kvm" or "tcg".
-    #[serde(default)]
-    pub accel: AccelChoice,
-}
+use crate::vm::{self, RunningVm, VmConfig};
 
 /// Numbers sandbox cycles so concurrent cycles never share a VM name.
 static SANDBOX_CYCLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-fn default_memory() -> ByteSize {
-    ByteSize(4 << 30)
-}
-fn default_cpus() -> u32 {
-    2
-}
-fn default_mem_floor() -> u32 {
-    85
-}
-
-impl Spec {
-    fn config(&self, name: &str, ctx: &ProbeContext) -> VmConfig {
-        VmConfig {
-            name: name.into(),
-            image: self.image.clone(),
-            format: self.format,
-            kernel: self.kernel.clone(),
-            initrd: self.initrd.clone(),
-            extra_kernel_args: String::new(),
-            memory: self.memory,
-            cpus: self.cpus,
-            accel: self.accel,
-            artifacts_dir: ctx.artifacts_dir.clone(),
-        }
-    }
-}
-
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    if spec.job.is_empty() {
-        return Verdict::probe_error(
-            "a sandbox job",
-            "`job` is empty: give argv, e.g. job = [\"sh\", \"-c\", \"echo hello\"]",
-        );
-    }
+/// Runs one sandbox cycle (two sandboxes for `isolation`) and records what
+/// each step found; the error is a table without a job.
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
+    spec.validate()?;
     let cycle_started = Instant::now();
     let taps_before = tap_devices();
     let cycle = SANDBOX_CYCLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -158,7 +79,7 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
         .filter(|t| !taps_before.contains(t))
         .collect();
     facts.cycle_seconds = cycle_started.elapsed().as_secs_f64();
-    judge::judge(spec, &facts)
+    Ok(facts)
 }
 
 /// Awaits every future concurrently (a tiny join_all without a new crate).
@@ -337,33 +258,25 @@ fn qemu_processes_named(name: &str) -> Vec<u32> {
                 })
                 .unwrap_or(false)
         })
-        .filter(|pid| vm::machine::process_alive(*pid))
+        .filter(|pid| process_alive(*pid))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn defaults_are_ravens_sandbox_size() {
-        let s: Spec = toml::from_str("image = \"/i\"\nkernel = \"/k\"\njob = [\"true\"]").unwrap();
-        assert_eq!(s.memory, ByteSize(4 << 30));
-        assert_eq!(s.cpus, 2);
-        assert_eq!(s.min_memory_percent, 85);
-        assert!(!s.isolation);
-    }
+    use crate::checks::sandbox::run;
 
     #[tokio::test]
     async fn an_empty_job_or_missing_image_fails_without_booting() {
         let ctx = ProbeContext::for_tests(5);
         let s: Spec = toml::from_str("image = \"/i\"\nkernel = \"/k\"\njob = []").unwrap();
-        assert!(probe(&s, &ctx).await.found.contains("`job` is empty"));
+        assert!(run(&s, &ctx).await.found.contains("`job` is empty"));
         let s: Spec = toml::from_str(
             "image = \"/nonexistent/i.qcow2\"\nkernel = \"/k\"\njob = [\"true\"]\naccel = \"tcg\"",
         )
         .unwrap();
-        let v = probe(&s, &ctx).await;
+        let v = run(&s, &ctx).await;
         assert!(!v.pass);
         assert!(v.found.contains("did not boot"), "{v:?}");
         assert!(v.evidence.contains("/nonexistent/i.qcow2"), "{v:?}");
@@ -371,22 +284,28 @@ mod tests {
 
     #[test]
     fn finds_processes_by_their_qemu_name() {
+        // Unique per test process: other runs of this test may be live.
+        let name = format!("spinup-smoke-probe-test-{}", std::process::id());
+        use std::os::unix::process::CommandExt;
+        // A compound command: the shell stays (it does not exec `sleep`),
+        // so its command line keeps the QEMU-like `-name` argument.
         let mut child = std::process::Command::new("sh")
-            .args(["-c", "sleep 30", "-name", "spinup-smoke-probe-test"])
+            .args(["-c", "sleep 30; exit 0", "-name", &name])
+            .process_group(0)
             .spawn()
             .unwrap();
         // Until the child has exec'd, its command line is still ours.
         let mut found = Vec::new();
         for _ in 0..200 {
-            found = qemu_processes_named("spinup-smoke-probe-test");
+            found = qemu_processes_named(&name);
             if !found.is_empty() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let _ = child.kill();
+        crate::os::process::signal_group(child.id(), libc::SIGKILL);
         let _ = child.wait();
         assert_eq!(found, vec![child.id()]);
-        assert!(qemu_processes_named("spinup-smoke-probe-test").is_empty());
+        assert!(qemu_processes_named(&name).is_empty());
     }
 }

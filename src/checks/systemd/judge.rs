@@ -2,7 +2,7 @@
 //! unit's ActiveState/SubState, and boot timings computed from the
 //! Manager's timestamps the way `systemd-analyze` does.
 
-use super::probe::{Assertion, Spec};
+use super::spec::{Assertion, Spec};
 use crate::check::Verdict;
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,16 @@
-//! `[check.systemd]`: systemd's own view of a booted VM, read over D-Bus
+//! `[check.systemd]`: systemd's own view of a booted VM, read over D-Bus.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Reads systemd's state in the VM, then judges it.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(facts) => judge::judge(spec, &facts),
+        Err(e) => Verdict::probe_error("a unit to check", e),
+    }
 }

@@ -1,69 +1,31 @@
-//! `[check.systemd]`: systemd's own view of a booted VM, read over D-Bus
-//! (zbus) through an ssh forward of the guest's system bus (`vm::bus`):
-//!
-//! - `assert = "system_running"`: Manager.SystemState is `running`; when it
-//!   is not, the failed units are the evidence. Boot timings from the
-//!   Manager's *Timestamp properties are recorded as metrics.
-//! - `assert = "no_failed_units"`: ListUnitsFiltered(["failed"]) is empty.
-//! - `assert = "unit_active"` with `unit = "ssh.service"`: ActiveState
-//!   `active` and SubState `running` (or `sub_state`); NRestarts recorded.
-//! - `assert = "boot_finished"`: FinishTimestampMonotonic is set; records
-//!   the timings.
+//! Reads systemd's state in a VM from the run's registry over D-Bus
+//! (zbus), through an ssh forward of the guest's system bus (`vm::bus`),
+//! bounded by the deadline; only what the assertion needs is queried.
 
 use std::time::Instant;
 
-use serde::Deserialize;
 use zbus::zvariant::OwnedObjectPath;
 
-use super::judge;
 use super::judge::{BootTimestamps, Facts, FailedUnit, UnitState};
+use super::spec::{Assertion, Spec};
 use crate::check::ProbeContext;
-use crate::check::Verdict;
-use crate::vm::{bus, registry};
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Assertion {
-    SystemRunning,
-    NoFailedUnits,
-    UnitActive,
-    BootFinished,
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Spec {
-    /// The VM (the `name` of its `[check.vm]` boot check).
-    pub vm: String,
-    /// What must hold: "system_running", "no_failed_units", "unit_active"
-    /// or "boot_finished".
-    pub assert: Assertion,
-    /// The unit for `unit_active`, e.g. "ssh.service".
-    #[serde(default)]
-    pub unit: Option<String>,
-    /// SubState `unit_active` requires (default "running").
-    #[serde(default)]
-    pub sub_state: Option<String>,
-}
+use crate::vm::bus;
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    if spec.assert == Assertion::UnitActive && spec.unit.is_none() {
-        return Verdict::probe_error(
-            "a unit to check",
-            "assert = \"unit_active\" needs unit = \"<name>.service\"",
-        );
-    }
+/// Reads systemd's state over D-Bus; a missing VM, bus or answer is the
+/// facts' `error`. The error is a table incomplete for its assertion.
+pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
+    spec.validate()?;
     let mut facts = Facts {
         vm: spec.vm.clone(),
         ..Facts::default()
     };
-    let Some(vm) = registry::get(&spec.vm) else {
-        facts.error = Some(registry::not_running_message(&spec.vm));
-        return judge::judge(spec, &facts);
+    let Some(vm) = ctx.vms.get(&spec.vm) else {
+        facts.error = Some(ctx.vms.not_running_message(&spec.vm));
+        return Ok(facts);
     };
     let started = Instant::now();
     let gathered = tokio::time::timeout(ctx.remaining(), async {
@@ -79,7 +41,7 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Verdict {
         Err(_) => facts.error = Some("D-Bus queries did not finish before the deadline".into()),
     }
     facts.dbus_ms = started.elapsed().as_secs_f64() * 1000.0;
-    judge::judge(spec, &facts)
+    Ok(facts)
 }
 
 async fn gather(spec: &Spec, conn: &zbus::Connection, facts: &mut Facts) -> zbus::Result<()> {
@@ -173,28 +135,19 @@ async fn timestamps(manager: &zbus::Proxy<'_>) -> zbus::Result<BootTimestamps> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn assertions_parse_and_typos_are_rejected() {
-        let s: Spec =
-            toml::from_str("vm = \"guest\"\nassert = \"unit_active\"\nunit = \"ssh.service\"")
-                .unwrap();
-        assert_eq!(s.assert, Assertion::UnitActive);
-        let err = toml::from_str::<Spec>("vm = \"g\"\nassert = \"is_running\"").unwrap_err();
-        assert!(err.to_string().contains("system_running"), "{err}");
-    }
+    use crate::checks::systemd::run;
 
     #[tokio::test]
     async fn a_missing_vm_or_unit_fails_with_the_fix() {
         let ctx = ProbeContext::for_tests(5);
         let s: Spec = toml::from_str("vm = \"absent\"\nassert = \"system_running\"").unwrap();
-        let v = probe(&s, &ctx).await;
+        let v = run(&s, &ctx).await;
         assert!(
             !v.pass && v.found.contains("no running VM named `absent`"),
             "{v:?}"
         );
         let s: Spec = toml::from_str("vm = \"absent\"\nassert = \"unit_active\"").unwrap();
-        let v = probe(&s, &ctx).await;
+        let v = run(&s, &ctx).await;
         assert!(!v.pass && v.found.contains("needs unit"), "{v:?}");
     }
 }

@@ -1,7 +1,7 @@
 //! Judges a VM boot: ssh answered before the deadline. Evidence names the
 //! accelerator used (and why), the console log file and the console tail.
 
-use super::probe::Spec;
+use super::spec::Spec;
 use crate::check::Verdict;
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,12 +1,13 @@
-//! `[check.vm]`: boots the image under QEMU (KVM when it really works, else
+//! `[check.vm]`: boots the image under QEMU and waits until ssh answers; later checks use the VM.
 
 pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Boots the VM, then judges the boot.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    judge::judge(spec, &probe::probe(spec, ctx).await)
 }

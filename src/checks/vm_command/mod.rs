@@ -1,11 +1,18 @@
-//! `[check.vm_command]`: a `[check.command]` run inside a VM booted by an
+//! `[check.vm_command]`: a `[check.command]` run inside a VM booted by an earlier `[check.vm]` check.
 
+pub mod judge;
 pub mod probe;
+pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
-pub use probe::Spec;
+use crate::checks::command;
+pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Finds the VM, then runs and judges the command in it as `[check.command]`
+/// does; a VM that is not there is judged here.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    probe::probe(spec, ctx).await
+    match probe::probe(spec, ctx).await {
+        Ok(in_guest) => command::run(&spec.command, &in_guest).await,
+        Err(unavailable) => judge::judge(spec, &unavailable),
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::process::{run_to_end, spawn, Launch};
-use crate::error::UserError;
+use spinup_smoke::error::UserError;
 
 /// The image `up` imports; `containers.image` in the target.
 pub const IMAGE: &str = "localhost/spinup-smoke/busybox:demo";

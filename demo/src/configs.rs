@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::guest::Guest;
 use super::process::{run_to_end, spawn, Launch};
 use super::{python, secret, write_private, Layout, Ports};
-use crate::error::UserError;
+use spinup_smoke::error::UserError;
 
 const DATABASES: [&str; 3] = ["gitlab", "synapse", "grafana"];
 
@@ -361,7 +362,7 @@ pub async fn register_synapse_users(layout: &Layout, ports: &Ports) -> Result<()
             let text = response.text().await.unwrap_or_default();
             return Err(UserError::new(format!(
                 "registering {user} on synapse: {status} {}",
-                crate::check::excerpt(&text, 300)
+                spinup_smoke::check::excerpt(&text, 300)
             )));
         }
     }
@@ -498,8 +499,9 @@ http {{
     )
 }
 
-/// The target file the health-check profiles read (see docs/demo.md).
-pub fn target_toml(layout: &Layout, ports: &Ports) -> String {
+/// The target file the profiles read (see docs/demo.md): the running stack
+/// and the guest image, for every phase the demo runs.
+pub fn target_toml(layout: &Layout, ports: &Ports, guest: &Guest) -> String {
     let state = &layout.state;
     let s = |p: PathBuf| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
     let mut text = format!(
@@ -508,6 +510,10 @@ name = "demo"
 rave_version = "P6-demo"
 
 [vars]
+image.build_dir = {build_dir}
+image.path = {image}
+image.kernel = {kernel}
+image.initrd = {initrd}
 host = "127.0.0.1"
 postgres.host = "127.0.0.1"
 postgres.port = "{pg}"
@@ -530,7 +536,7 @@ tls_front.ca_file = {ca}
 gitlab.url = "http://127.0.0.1:{gitlab}"
 grafana.url = "http://127.0.0.1:{grafana}"
 containers.socket = {podman}
-containers.image = "{image}"
+containers.image = "{container_image}"
 
 [secrets]
 "#,
@@ -545,7 +551,11 @@ containers.image = "{image}"
         gitlab = ports.gitlab,
         grafana = ports.grafana,
         podman = s(super::containers::socket(state)),
-        image = super::containers::IMAGE,
+        container_image = super::containers::IMAGE,
+        build_dir = s(guest.dir.clone()),
+        image = s(guest.image.clone()),
+        kernel = s(guest.kernel.clone()),
+        initrd = s(guest.initrd.clone()),
     );
     for name in super::SECRETS {
         text.push_str(&format!(
@@ -553,5 +563,12 @@ containers.image = "{image}"
             s(state.join("secrets").join(name))
         ));
     }
+    text.push_str(
+        r#"
+[stand_ins]
+gitlab = "demo stand-in (demo/standins/gitlab_grafana_standin.py replays GitLab's recorded API shapes)"
+grafana = "demo stand-in (demo/standins/gitlab_grafana_standin.py replays Grafana's recorded API shapes)"
+"#,
+    );
     text
 }

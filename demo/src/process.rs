@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::UserError;
+use spinup_smoke::error::UserError;
+use spinup_smoke::os::process::signal_group;
 
 /// What to start.
 pub struct Launch<'a> {
@@ -46,7 +47,7 @@ pub fn start_time(pid: u32) -> Option<u64> {
         .ok()
 }
 
-pub use crate::os::exec::process_alive as alive;
+pub use spinup_smoke::os::process::process_alive as alive;
 
 pub fn spawn(state: &Path, launch: &Launch) -> Result<u32, UserError> {
     use std::os::unix::process::CommandExt;
@@ -107,10 +108,7 @@ pub fn stop_recorded(state: &Path, grace: Duration) -> Vec<String> {
         };
         // Only the process we started: same pid and same start time.
         if alive(pid) && start_time(pid) == Some(started) {
-            // SAFETY: signalling a process group we created.
-            unsafe {
-                libc::killpg(pid as i32, libc::SIGTERM);
-            }
+            signal_group(pid, libc::SIGTERM);
             targets.push((name, pid));
         }
     }
@@ -120,10 +118,7 @@ pub fn stop_recorded(state: &Path, grace: Duration) -> Vec<String> {
     }
     for (name, pid) in targets {
         if alive(pid) {
-            // SAFETY: as above.
-            unsafe {
-                libc::killpg(pid as i32, libc::SIGKILL);
-            }
+            signal_group(pid, libc::SIGKILL);
         }
         stopped.push(name);
     }

@@ -4,49 +4,69 @@
 //! and skip their dependents while the rest still run; `demo down` leaves
 //! nothing behind, also after a killed `demo up`.
 //!
-//! Needs `./scripts/setup.sh`. Without the components these tests print why
-//! and return, unless SPINUP_SMOKE_REQUIRE_DEMO=1 (set by scripts/test.sh).
+//! `spinup-smoke-demo` runs as a program (with `--assets`, the repository
+//! root); the validations run through the validator's library
+//! (`spinup_smoke::cli::run`), as the demo's own full run does.
+//!
+//! Needs `./scripts/setup.sh`. Without the components these tests are
+//! reported ignored with the reason, unless SPINUP_SMOKE_REQUIRE_ALL=1 (set
+//! by scripts/test.sh), where they fail.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SERVICE_PROFILES: [&str; 6] = [
-    "postgres",
-    "matrix",
-    "prometheus",
-    "gitlab",
-    "grafana",
-    "networking",
-];
+use spinup_smoke::cli::{EnvSettings, Format, RunArgs, Selection};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The demo's service profiles (the sign-in flows are added separately).
+fn service_profiles() -> Vec<PathBuf> {
+    spinup_smoke_demo::PROFILES
+        .iter()
+        .filter(|p| p.starts_with("health-checks/") && !p.ends_with("/containers.toml"))
+        .map(|p| repo().join(p))
+        .collect()
 }
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_spinup-smoke"));
+/// The repository root: the demo's assets and the profiles.
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("demo/ sits in the repository")
+        .to_path_buf()
+}
+
+/// `spinup-smoke-demo --assets <repo>`.
+fn demo() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spinup-smoke-demo"));
     c.current_dir(repo())
+        .arg("--assets")
+        .arg(repo())
         .env("NO_COLOR", "1")
         .env_remove("SPINUP_SIGNING_KEY");
     c
 }
 
-fn available() -> bool {
-    let ok = repo().join(".venv/bin/python").exists()
-        && repo().join("demo/idp/node_modules/oidc-provider").exists()
-        && Path::new("/usr/sbin/nginx").exists()
-        && Path::new("/usr/bin/prometheus").exists();
-    if !ok {
-        if std::env::var("SPINUP_SMOKE_REQUIRE_DEMO").as_deref() == Ok("1") {
-            panic!("the demo stack is required (SPINUP_SMOKE_REQUIRE_DEMO=1) but not installed: run ./scripts/setup.sh");
-        }
-        eprintln!(
-            "skipping: the demo stack's components are not installed (run ./scripts/setup.sh)"
-        );
-    }
-    ok
+/// Fails with what is missing where the stack is not installed (the tests
+/// run there only under SPINUP_SMOKE_REQUIRE_ALL=1).
+fn require_stack() {
+    // `up` also prepares the guest image (scripts/build-guest-image.sh).
+    let missing: Vec<String> = [
+        repo().join(".venv/bin/python"),
+        repo().join("demo/idp/node_modules/oidc-provider"),
+        PathBuf::from("/usr/sbin/nginx"),
+        PathBuf::from("/usr/bin/prometheus"),
+        PathBuf::from("/usr/sbin/debootstrap"),
+    ]
+    .into_iter()
+    .filter(|p| !p.exists())
+    .map(|p| p.display().to_string())
+    .collect();
+    assert!(
+        missing.is_empty(),
+        "these tests need the demo stack installed (missing: {}): run ./scripts/setup.sh",
+        missing.join(", ")
+    );
 }
 
 /// A state directory the postgres user can reach.
@@ -112,21 +132,42 @@ fn target_ports(state: &Path) -> Vec<u16> {
         .collect()
 }
 
-fn run_profiles(state: &Path, out: &Path, profiles: &[PathBuf]) -> (Output, serde_json::Value) {
-    let mut cmd = bin();
-    cmd.arg("run")
-        .arg("--target")
-        .arg(state.join("target.toml"))
-        .arg("--out")
-        .arg(out)
-        .arg("--format")
-        .arg("json");
-    for p in profiles {
-        cmd.arg("--profile").arg(p);
-    }
-    let output = cmd.output().unwrap();
-    let doc = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
-    (output, doc)
+/// One validation of the running stack: the exit code and the transcript.
+fn run_profiles(state: &Path, out: &Path, profiles: &[PathBuf]) -> (i32, serde_json::Value) {
+    let args = RunArgs {
+        selection: Selection {
+            profiles: profiles.to_vec(),
+            target: Some(state.join("target.toml")),
+            phases: Vec::new(),
+        },
+        image: None,
+        key: None,
+        out: out.to_path_buf(),
+        jobs: 16,
+        format: Format::Json,
+        require_phases: Vec::new(),
+    };
+    let settings = EnvSettings::from_lookup(|_| None).unwrap();
+    let runtime = spinup_smoke::cli::runtime().unwrap();
+    let (code, written) = runtime.block_on(spinup_smoke::cli::run(args, settings));
+    let doc = written
+        .and_then(|w| std::fs::read_to_string(w.transcript).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (code, doc)
+}
+
+/// The results, for assertion messages.
+fn results(doc: &serde_json::Value) -> String {
+    doc["validation_results"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .map(|c| format!("{} {} {}", c["status"], c["id"], c["found"]))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_else(|| doc.to_string())
 }
 
 fn status_of<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
@@ -138,28 +179,23 @@ fn status_of<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value 
 }
 
 #[test]
+#[cfg_attr(
+    missing = "demo",
+    ignore = "needs the demo stack (PostgreSQL, Synapse, the IdP, Prometheus, nginx, podman, QEMU): ./scripts/setup.sh installs it"
+)]
 fn stack_passes_faults_fail_the_right_checks_and_down_cleans_up() {
-    if !available() {
-        return;
-    }
+    require_stack();
     let (dir, state) = state_dir();
     let out = dir.path().join("out");
-    let up = bin()
-        .args(["demo", "up", "--state"])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let up = demo().args(["up", "--state"]).arg(&state).output().unwrap();
     assert!(up.status.success(), "demo up failed:\n{}", text(&up));
-    let mut profiles: Vec<PathBuf> = SERVICE_PROFILES
-        .iter()
-        .map(|p| repo().join(format!("health-checks/{p}.toml")))
-        .collect();
+    let mut profiles = service_profiles();
     // The sign-in flows: the IdP's own form, Synapse SSO through it.
     profiles.push(repo().join("scenarios/oidc.toml"));
 
     // Healthy: every service check passes against the real components.
-    let (output, doc) = run_profiles(&state, &out, &profiles);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let (code, doc) = run_profiles(&state, &out, &profiles);
+    assert_eq!(code, 0, "{}", results(&doc));
     // Only the services and oidc phases are examined here: WARNING, exit 0.
     assert_eq!(doc["overall_status"], "WARNING");
     assert_eq!(doc["test_summary"]["passed"], 44);
@@ -172,6 +208,14 @@ fn stack_passes_faults_fail_the_right_checks_and_down_cleans_up() {
         .map(|p| p["phase"].as_str().unwrap())
         .collect();
     assert_eq!(ran, ["services", "oidc"]);
+    // The target declares the GitLab and Grafana stand-ins; the transcript says so.
+    let stand_ins = doc["stand_ins"]
+        .as_object()
+        .expect("stand_ins in the transcript");
+    assert!(
+        stand_ins.contains_key("gitlab") && stand_ins.contains_key("grafana"),
+        "{stand_ins:?}"
+    );
     assert_eq!(
         doc["authentication_tests"]["status"], "SUCCESS",
         "{}",
@@ -204,8 +248,8 @@ idp_password = "not-the-password"
 "#,
     )
     .unwrap();
-    let (output, doc) = run_profiles(&state, &out, &[wrong]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let (code, doc) = run_profiles(&state, &out, &[wrong]);
+    assert_eq!(code, 1, "{}", results(&doc));
     let found = doc["validation_results"][0]["found"].as_str().unwrap_or("");
     assert!(
         found.contains("refused the sign-in of alice (status 401)"),
@@ -225,9 +269,9 @@ idp_password = "not-the-password"
     // SAFETY: freezing and thawing the stand-in process group we started.
     unsafe { libc::killpg(standins as i32, libc::SIGSTOP) };
     let started = Instant::now();
-    let (output, doc) = run_profiles(&state, &out, &[slow]);
+    let (code, doc) = run_profiles(&state, &out, &[slow]);
     unsafe { libc::killpg(standins as i32, libc::SIGCONT) };
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(code, 1, "{}", results(&doc));
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "the deadline bounds the run"
@@ -258,8 +302,8 @@ idp_password = "not-the-password"
         .output()
         .unwrap();
     assert!(stop.status.success(), "{}", text(&stop));
-    let (output, doc) = run_profiles(&state, &out, &profiles);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let (code, doc) = run_profiles(&state, &out, &profiles);
+    assert_eq!(code, 1, "{}", results(&doc));
     assert_eq!(doc["overall_status"], "FAILURE");
     assert_eq!(*status_of(&doc, "postgres.reachable"), "FAIL");
     let reachable = doc["validation_results"]
@@ -289,15 +333,19 @@ idp_password = "not-the-password"
         })
         .max()
         .unwrap();
-    let verify = bin().arg("verify").arg(&transcript).output().unwrap();
-    assert!(verify.status.success(), "{}", text(&verify));
+    spinup_smoke::sign::verify::verify_file(
+        &transcript,
+        spinup_smoke::sign::verify::Signer::TrustEmbedded,
+        None,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", transcript.display()));
 
     // Down: no process, port or file left.
     let pids = recorded_pids(&state);
     let ports = target_ports(&state);
     assert!(pids.len() >= 5, "{pids:?}");
-    let down = bin()
-        .args(["demo", "down", "--state"])
+    let down = demo()
+        .args(["down", "--state"])
         .arg(&state)
         .output()
         .unwrap();
@@ -312,8 +360,8 @@ idp_password = "not-the-password"
         );
     }
     // Down again is harmless.
-    let again = bin()
-        .args(["demo", "down", "--state"])
+    let again = demo()
+        .args(["down", "--state"])
         .arg(&state)
         .output()
         .unwrap();
@@ -321,13 +369,15 @@ idp_password = "not-the-password"
 }
 
 #[test]
+#[cfg_attr(
+    missing = "demo",
+    ignore = "needs the demo stack (PostgreSQL, Synapse, the IdP, Prometheus, nginx, podman, QEMU): ./scripts/setup.sh installs it"
+)]
 fn down_after_a_killed_up_cleans_up() {
-    if !available() {
-        return;
-    }
+    require_stack();
     let (_dir, state) = state_dir();
-    let mut up = bin()
-        .args(["demo", "up", "--state"])
+    let mut up = demo()
+        .args(["up", "--state"])
         .arg(&state)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -346,8 +396,8 @@ fn down_after_a_killed_up_cleans_up() {
     std::thread::sleep(Duration::from_millis(300));
     let pids = recorded_pids(&state);
     assert!(!pids.is_empty());
-    let down = bin()
-        .args(["demo", "down", "--state"])
+    let down = demo()
+        .args(["down", "--state"])
         .arg(&state)
         .output()
         .unwrap();

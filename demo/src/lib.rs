@@ -1,13 +1,23 @@
-//! The embedded demo stack: real PostgreSQL, Matrix Synapse, an OpenID
-//! Connect provider, Prometheus and an nginx TLS front, plus GitLab and
-//! Grafana STAND-INS (they cannot be installed here; they replay recorded
-//! API shapes). Everything binds 127.0.0.1 on free ports and lives under one
-//! state directory; `up` writes `target.toml` for the health-check profiles,
-//! `down` stops it all and removes the directory.
+//! The embedded demo stack (`spinup-smoke-demo`, run as `spinup-smoke demo`):
+//! real PostgreSQL, Matrix Synapse, an OpenID Connect provider, Prometheus,
+//! an nginx TLS front and podman's Docker API, plus GitLab and Grafana
+//! STAND-INS (they cannot be installed here; they replay recorded API
+//! shapes). Everything binds 127.0.0.1 on free ports and lives under one
+//! state directory; `up` also builds (or reuses) the demo guest image and
+//! writes `target.toml` for every phase the demo runs, `down` stops it all
+//! and removes the directory.
+//!
+//! A crate of its own: it depends on the validator (`spinup_smoke`: user
+//! errors, processes, the run, `verify`), the validator on nothing of it.
 
+// User errors carry file, position, field and hint; they are on cold paths.
+#![allow(clippy::result_large_err)]
+
+pub mod assets;
 pub mod cli;
 mod configs;
 pub mod containers;
+pub mod guest;
 pub mod process;
 
 use std::path::{Path, PathBuf};
@@ -15,13 +25,30 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use crate::error::UserError;
+use assets::Assets;
 use process::{log_tail, spawn, Launch};
+use spinup_smoke::error::UserError;
+
+/// The profiles the demo validates, relative to the assets directory: every
+/// service profile, the sign-in flows and the VM scenario. The binary's
+/// self-test (scenarios/selftest.toml) is not among them: its checks cannot
+/// fail, so they would claim phases the demo does not examine.
+pub const PROFILES: [&str; 9] = [
+    "health-checks/postgres.toml",
+    "health-checks/matrix.toml",
+    "health-checks/prometheus.toml",
+    "health-checks/gitlab.toml",
+    "health-checks/grafana.toml",
+    "health-checks/networking.toml",
+    "health-checks/containers.toml",
+    "scenarios/oidc.toml",
+    "scenarios/vm.toml",
+];
 
 /// Where the demo's parts are.
 pub struct Layout {
     pub state: PathBuf,
-    pub repo: PathBuf,
+    pub assets: Assets,
 }
 
 /// Free ports, picked at `up`.
@@ -40,6 +67,9 @@ pub struct Ports {
 /// What `up` started.
 pub struct StackInfo {
     pub target: PathBuf,
+    /// The guest image the build, boot and sandbox phases use (the
+    /// target's `image.path`).
+    pub image: PathBuf,
     pub timings: Vec<(String, Duration)>,
 }
 
@@ -90,19 +120,6 @@ fn secret(state: &Path, name: &str) -> Result<String, UserError> {
     std::fs::read_to_string(state.join("secrets").join(name))
         .map(|s| s.trim().to_string())
         .map_err(|e| UserError::new(format!("cannot read secret {name}: {e}")))
-}
-
-/// Finds the repository root (where `demo/` and `.venv/` are).
-pub fn repo_root() -> PathBuf {
-    let mut dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    loop {
-        if dir.join("demo/idp/server.mjs").exists() {
-            return dir;
-        }
-        if !dir.pop() {
-            return PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        }
-    }
 }
 
 /// Waits until `ready` says yes, the process dies, or the deadline passes.
@@ -157,12 +174,13 @@ async fn http_ok(url: String) -> Result<(), String> {
     match http_client().get(&url).send().await {
         Ok(r) if r.status().is_success() => Ok(()),
         Ok(r) => Err(format!("{url}: status {}", r.status())),
-        Err(e) => Err(format!("{url}: {}", crate::error::error_chain(&e))),
+        Err(e) => Err(format!("{url}: {}", spinup_smoke::error::error_chain(&e))),
     }
 }
 
-/// Starts the whole stack under `state` and writes `state/target.toml`.
-pub async fn up(state: &Path) -> Result<StackInfo, UserError> {
+/// Starts the whole stack under `state`, prepares the guest image in
+/// `state/guest` and writes `state/target.toml`.
+pub async fn up(state: &Path, assets: &Assets) -> Result<StackInfo, UserError> {
     if state.join("run").exists() {
         return Err(UserError::new(format!(
             "a demo stack already has state in {}",
@@ -170,7 +188,6 @@ pub async fn up(state: &Path) -> Result<StackInfo, UserError> {
         ))
         .hint("stop it first: spinup-smoke demo down"));
     }
-    let repo = repo_root();
     for dir in [
         "logs",
         "run",
@@ -205,7 +222,7 @@ pub async fn up(state: &Path) -> Result<StackInfo, UserError> {
     };
     let layout = Layout {
         state: state.clone(),
-        repo,
+        assets: assets.clone(),
     };
     let result = start_all(&layout, &ports).await;
     if result.is_err() {
@@ -314,10 +331,24 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
     .await?;
     timings.push(("nginx tls front".to_string(), t.elapsed()));
 
+    // The build, boot and sandbox phases use the demo guest image (built
+    // once, then cached); its paths go into the target with the rest.
+    let t = Instant::now();
+    let guest_dir = state.join("guest");
+    let assets = layout.assets.clone();
+    let guest = tokio::task::spawn_blocking(move || guest::prepare(&assets, &guest_dir))
+        .await
+        .map_err(|e| UserError::new(format!("preparing the guest image stopped: {e}")))??;
+    timings.push(("guest image".to_string(), t.elapsed()));
+
     let target = state.join("target.toml");
-    write_private(&target, &configs::target_toml(layout, ports))?;
+    write_private(&target, &configs::target_toml(layout, ports, &guest))?;
     timings.push(("total".to_string(), total.elapsed()));
-    Ok(StackInfo { target, timings })
+    Ok(StackInfo {
+        target,
+        image: guest.image,
+        timings,
+    })
 }
 
 fn start_idp(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
@@ -345,7 +376,7 @@ fn start_idp(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
         ],
     });
     write_private(&state.join("idp/config.json"), &config.to_string())?;
-    let idp_dir = layout.repo.join("demo/idp");
+    let idp_dir = layout.assets.join("demo/idp");
     if !idp_dir.join("node_modules/oidc-provider").exists() {
         return Err(UserError::new("the IdP's npm packages are not installed")
             .hint("run ./scripts/setup.sh (it runs npm ci in demo/idp)"));
@@ -383,7 +414,7 @@ fn start_standins(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
             program: python(layout),
             args: vec![
                 layout
-                    .repo
+                    .assets
                     .join("demo/standins/gitlab_grafana_standin.py")
                     .display()
                     .to_string(),
@@ -397,7 +428,7 @@ fn start_standins(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
 
 /// The venv's python (Synapse lives there), else the system's.
 pub fn python(layout: &Layout) -> PathBuf {
-    let venv = layout.repo.join(".venv/bin/python");
+    let venv = layout.assets.join(".venv/bin/python");
     if venv.exists() {
         venv
     } else {
