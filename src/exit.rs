@@ -23,9 +23,11 @@
 
 use crate::check::OverallStatus;
 
-/// Every check passed (warnings allowed); `verify`: the file is valid.
+/// Every check passed (WARNING allowed: warned checks, phases not
+/// examined); `verify`: the file is valid.
 pub const SUCCESS: i32 = 0;
-/// At least one check failed; `verify`: the file is invalid (reason printed).
+/// At least one check failed, or a required phase ran no check; `verify`:
+/// the file is invalid (reason printed).
 pub const CHECK_FAILED: i32 = 1;
 /// Usage, profile, target, key or environment error: nothing was judged.
 pub const USAGE: i32 = 2;

@@ -1,5 +1,6 @@
-//! The plan: which checks run, in what order, and what each waits for.
-//! Pure: built from loaded profiles and the `--phase` selection.
+//! The plan: which checks run, in what order, and what each waits for, and
+//! the phases the run must cover. Pure: built from loaded profiles, the
+//! `--phase` selection and the required phases.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +13,11 @@ use crate::error::{Location, UserError, UserErrors};
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub checks: Vec<Check>,
+    /// The `--phase` selection; empty: every phase.
+    pub selected: Vec<Phase>,
+    /// Phases that must run a check, or the run fails (target
+    /// `require_phases`, `--require-phase`).
+    pub required: BTreeSet<Phase>,
 }
 
 impl Plan {
@@ -24,7 +30,17 @@ impl Plan {
             .filter(|c| selected.contains(&c.id))
             .collect();
         let ordered = order(checks).map_err(|(cycle, first)| cycle_error(&cycle, first))?;
-        Ok(Plan { checks: ordered })
+        Ok(Plan {
+            checks: ordered,
+            selected: phases.to_vec(),
+            required: BTreeSet::new(),
+        })
+    }
+
+    /// The same plan, with `phases` required as well.
+    pub fn requiring(mut self, phases: impl IntoIterator<Item = Phase>) -> Plan {
+        self.required.extend(phases);
+        self
     }
 
     pub fn phases(&self) -> Vec<Phase> {
@@ -142,6 +158,7 @@ mod tests {
             retry: RetryPolicy::ONCE,
             needs: needs.iter().map(|s| s.to_string()).collect(),
             hint: None,
+            stand_in: false,
             probe: ProbeSpec::Tcp(tcp::Spec {
                 address: "127.0.0.1:1".into(),
                 open: true,

@@ -85,14 +85,46 @@ fn selftest_passes_and_its_transcript_verifies() {
         Some(0),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    assert!(stdout.contains("SUCCESS"), "{stdout}");
+    // Every check passes, but the self-test examines four phases of ten:
+    // WARNING (exit 0), naming the others.
+    assert!(
+        stdout.contains("\nWARNING: 10 checks: 10 passed, 0 warned, 0 failed, 0 skipped in "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nWARNING: phases not examined: build, boot, oidc, agent, sandbox, e2e\n"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("transcript: "),
         "prints the files it wrote: {stdout}"
     );
     let doc = transcript(&out_dir);
-    assert_eq!(doc["overall_status"], "SUCCESS");
+    assert_eq!(doc["overall_status"], "WARNING");
     assert_eq!(doc["test_summary"]["failed"], 0);
+    assert_eq!(doc["test_summary"]["warned"], 0);
+    let phases: Vec<(&str, &str)> = doc["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["phase"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            ("config", "RAN"),
+            ("build", "NO_CHECKS"),
+            ("boot", "NO_CHECKS"),
+            ("services", "RAN"),
+            ("oidc", "NO_CHECKS"),
+            ("agent", "NO_CHECKS"),
+            ("sandbox", "NO_CHECKS"),
+            ("e2e", "NO_CHECKS"),
+            ("performance", "RAN"),
+            ("security", "RAN"),
+        ]
+    );
+    assert_eq!(doc["stand_ins"], serde_json::json!({}));
     let total = doc["test_summary"]["total_tests"].as_u64().unwrap();
     assert_eq!(
         total as usize,
@@ -161,6 +193,201 @@ fn selftest_passes_and_its_transcript_verifies() {
         text(&out).1.contains("INVALID: digest mismatch"),
         "{:?}",
         text(&out)
+    );
+}
+
+/// A required phase that ran no check fails the run (exit 1) and says so,
+/// whether `--require-phase` or the target's `require_phases` requires it;
+/// the transcript records it.
+#[test]
+fn a_required_phase_without_checks_fails_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("flag");
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--require-phase",
+        "agent",
+        "--require-phase",
+        "config",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("\nFAILURE: 10 checks: 10 passed, 0 warned, 0 failed, 0 skipped in "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "\nFAILURE: required phase `agent` ran no check (no loaded check is in it)\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nWARNING: phases not examined: build, boot, oidc, sandbox, e2e\n"),
+        "{stdout}"
+    );
+    let doc = transcript(&out_dir);
+    assert_eq!(doc["overall_status"], "FAILURE");
+    assert_eq!(doc["phases"][5]["phase"], "agent");
+    assert_eq!(doc["phases"][5]["status"], "NO_CHECKS");
+    assert_eq!(doc["phases"][5]["required"], true);
+    assert_eq!(doc["phases"][0]["required"], true);
+    assert_eq!(doc["phases"][1]["required"], false);
+    let verified = run(&[
+        "verify",
+        written(&out_dir, ".json").to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
+    assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
+
+    // From the target, with the phase left out by --phase.
+    let target = dir.path().join("target.toml");
+    std::fs::write(
+        &target,
+        "name = \"t\"\nrequire_phases = [\"services\", \"security\"]\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("target");
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--target",
+        target.to_str().unwrap(),
+        "--phase",
+        "services",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout
+            .contains("\nFAILURE: required phase `security` ran no check (left out by --phase)\n"),
+        "{stdout}"
+    );
+    let doc = transcript(&out_dir);
+    assert_eq!(doc["overall_status"], "FAILURE");
+    assert_eq!(doc["phases"][9]["status"], "NOT_SELECTED");
+    assert_eq!(doc["phases"][3]["status"], "RAN");
+
+    // An unknown phase in the target is a usage error naming file and line.
+    std::fs::write(&target, "name = \"t\"\nrequire_phases = [\"agnet\"]\n").unwrap();
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown phase `agnet`") && stderr.contains("target.toml:2:"),
+        "{stderr}"
+    );
+    let out = run(&[
+        "run",
+        "--profile",
+        "scenarios/selftest.toml",
+        "--require-phase",
+        "agnet",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("unknown phase `agnet`"));
+}
+
+/// A target's stand-ins are named everywhere: on each line, in the summary,
+/// in the transcript and the attestation.
+#[test]
+fn stand_ins_declared_by_the_target_are_never_silent() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target.toml");
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        "[[check]]\nid = \"gitlab.health\"\nphase = \"services\"\nservice = \"gitlab\"\n[check.command]\nrun = [\"true\"]\n\n\
+         [[check]]\nid = \"db.up\"\nphase = \"services\"\n[check.command]\nrun = [\"true\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &target,
+        "name = \"t\"\n[stand_ins]\ngitlab = \"a stand-in GitLab for this test\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(&[
+        "run",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--target",
+        target.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let line = |id: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no line for {id}: {stdout}"))
+            .to_string()
+    };
+    assert!(line("gitlab.health").ends_with(" (stand-in)"), "{stdout}");
+    assert!(!line("db.up").contains("stand-in"), "{stdout}");
+    assert!(
+        stdout.contains("\nWARNING, GitLab checked against a stand-in: 2 checks: 2 passed"),
+        "{stdout}"
+    );
+    let doc = transcript(&out_dir);
+    assert_eq!(
+        doc["stand_ins"],
+        serde_json::json!({ "gitlab": "a stand-in GitLab for this test" })
+    );
+    assert_eq!(doc["validation_results"][0]["stand_in"], true);
+    assert!(doc["validation_results"][1].get("stand_in").is_none());
+    assert_eq!(doc["service_health"]["gitlab"]["stand_in"], true);
+    let verified = run(&[
+        "verify",
+        written(&out_dir, ".intoto.json").to_str().unwrap(),
+        "--trust-embedded-key",
+    ]);
+    assert_eq!(verified.status.code(), Some(0), "{:?}", text(&verified));
+    let envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written(&out_dir, ".intoto.json")).unwrap())
+            .unwrap();
+    use base64::Engine;
+    let statement: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let configuration = statement["predicate"]["configuration"].as_array().unwrap();
+    let target_entry = configuration.last().unwrap();
+    assert_eq!(target_entry["name"], "target:t");
+    assert_eq!(
+        target_entry["annotations"]["stand_ins"]["gitlab"],
+        "a stand-in GitLab for this test"
+    );
+    let sha = String::from_utf8(
+        Command::new("sha256sum")
+            .arg(&target)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        target_entry["digest"]["sha256"],
+        sha.split_whitespace().next().unwrap()
     );
 }
 

@@ -310,6 +310,76 @@ fn in_toto_statement_carries_the_result_and_the_image() {
     assert_eq!(verified.status, "FAILED");
 }
 
+/// `phases`, `stand_ins` and `stand_in` are in both files, under the
+/// signature: verify accepts them and refuses them changed.
+#[test]
+fn coverage_and_stand_ins_are_signed_and_verify() {
+    let f = write_signed(OverallStatus::Failure, None, None);
+    let t = json(&f.written.transcript);
+    let statuses: Vec<(&str, &str)> = t["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["phase"].as_str().unwrap(), p["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("config", "RAN"),
+            ("build", "NO_CHECKS"),
+            ("boot", "NO_CHECKS"),
+            ("services", "RAN"),
+            ("oidc", "RAN"),
+            ("agent", "RAN"),
+            ("sandbox", "RAN"),
+            ("e2e", "NO_CHECKS"),
+            ("performance", "RAN"),
+            ("security", "RAN"),
+        ]
+    );
+    assert_eq!(t["phases"][3]["required"], true);
+    assert_eq!(t["phases"][3]["total_tests"], 3);
+    assert_eq!(
+        t["stand_ins"]["gitlab"],
+        "demo stand-in (recorded API shapes)"
+    );
+    let gitlab = t["validation_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "gitlab.readiness")
+        .unwrap();
+    assert_eq!(gitlab["stand_in"], true);
+    assert_eq!(t["service_health"]["gitlab"]["stand_in"], true);
+    verify::verify_file(&f.written.transcript, Signer::Pinned(&f.pubkey), None).unwrap();
+    verify::verify_file(&f.written.attestation, Signer::Pinned(&f.pubkey), None).unwrap();
+
+    let statement: serde_json::Value = serde_json::from_slice(
+        &STANDARD
+            .decode(json(&f.written.attestation)["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(statement["predicate"]["phases"], t["phases"]);
+    assert_eq!(
+        statement["predicate"]["configuration"][1]["annotations"]["stand_ins"],
+        t["stand_ins"]
+    );
+
+    let mut forged = t.clone();
+    forged["stand_ins"] = serde_json::json!({});
+    forged["service_health"]["gitlab"]
+        .as_object_mut()
+        .unwrap()
+        .remove("stand_in");
+    let path = f.dir.path().join("forged.json");
+    std::fs::write(&path, verify::render(&forged)).unwrap();
+    assert_eq!(
+        verify::verify_file(&path, Signer::Pinned(&f.pubkey), None),
+        Err(VerifyError::BadSignature)
+    );
+}
+
 #[test]
 fn unpinned_envelope_borrows_the_key_of_the_transcript_beside_it() {
     let f = write_signed(OverallStatus::Success, None, None);
@@ -491,6 +561,12 @@ fn junit_has_one_testcase_per_check_grouped_by_phase() {
         .unwrap()
         .as_str()
         .starts_with("WARNING: expected HTTP 200"));
+    assert!(warned
+        .system_out
+        .as_ref()
+        .unwrap()
+        .as_str()
+        .contains("\nSTAND-IN: answered by a stand-in of gitlab, not the service itself\n"));
     assert!(case("postgres.reachable")
         .system_out
         .as_ref()

@@ -422,6 +422,7 @@ async fn run_tears_down_the_vms_it_booted_before_it_returns() {
         retry: RetryPolicy::ONCE,
         needs: Vec::new(),
         hint: None,
+        stand_in: false,
         probe: ProbeSpec::Vm(boot_spec(name, &guest.image, &guest, "")).into_probe(),
         location: Location {
             file: "vm.toml".into(),

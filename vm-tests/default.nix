@@ -1,6 +1,6 @@
 # The NixOS VM tests, wired into the flake's checks (Linux only):
 #   vm-minimal          a locked-down node; config, boot and security phases pass
-#   vm-full-stack       the rave-p6 stack plus the validator: SUCCESS, verify passes
+#   vm-full-stack       the rave-p6 stack plus the validator: every check passes, verify passes
 #   vm-tamper           a changed transcript or DSSE envelope fails verify (exit 1)
 #   vm-security-fails   password auth on and an extra open port: security FAILS (exit 1)
 {

@@ -1,6 +1,7 @@
 # (2) The whole P6 stack (rave-p6) with the validator on the same node:
 # after the stack is up, `spinup-smoke run` over the services, sandbox
-# (container engine) and security phases ends in SUCCESS, `spinup-smoke verify` accepts the transcript and the
+# (container engine) and security phases passes (WARNING: the other phases are
+# not examined), `spinup-smoke verify` accepts the transcript and the
 # DSSE envelope, and transcript, DSSE and JUnit are copied to $out/artifacts.
 #
 # The target names follow the demo contract (briefs: demo-contract), so the
@@ -181,8 +182,11 @@ pkgs.testers.runNixOSTest {
 
       path = transcript(machine)
       document = load(machine, path)
-      assert document["overall_status"] == "SUCCESS", document["overall_status"]
+      # Only the selected phases are examined: WARNING (exit 0), never SUCCESS.
+      assert document["overall_status"] == "WARNING", document["overall_status"]
       assert document["test_summary"]["failed"] == 0, document["test_summary"]
+      ran = {p["phase"] for p in document["phases"] if p["status"] == "RAN"}
+      assert {"services", "sandbox", "security"} <= ran, ran
 
       machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
       envelope = attestation(machine)

@@ -102,6 +102,7 @@ async fn demo(args: DemoArgs, settings: EnvSettings) -> i32 {
         out: args.out.clone(),
         jobs: 16,
         format: Format::Human,
+        require_phases: Vec::new(),
     };
     let (mut code, written) = spinup_smoke::cli::run(run_args, settings).await;
     if let Some(written) = &written {

@@ -563,5 +563,12 @@ containers.image = "{container_image}"
             s(state.join("secrets").join(name))
         ));
     }
+    text.push_str(
+        r#"
+[stand_ins]
+gitlab = "demo stand-in (demo/standins/gitlab_grafana_standin.py replays GitLab's recorded API shapes)"
+grafana = "demo stand-in (demo/standins/gitlab_grafana_standin.py replays Grafana's recorded API shapes)"
+"#,
+    );
     text
 }

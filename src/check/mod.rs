@@ -8,6 +8,7 @@
 //! (`tests/tidy.rs` holds it).
 
 pub mod context;
+pub mod coverage;
 pub mod model;
 pub mod retry;
 pub mod verdict;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use crate::error::Location;
 pub use crate::text::excerpt;
 pub use context::{ProbeContext, RunSoFar};
+pub use coverage::{Coverage, PhaseCoverage, PhaseStatus, Summary};
 pub use model::*;
 pub use retry::{RawRetry, RetryPolicy};
 pub use verdict::{all_of, Verdict};
@@ -50,6 +52,9 @@ pub struct Check {
     pub retry: RetryPolicy,
     pub needs: Vec<String>,
     pub hint: Option<String>,
+    /// The target declares the check's service a stand-in (`[stand_ins]`):
+    /// its results say so.
+    pub stand_in: bool,
     /// The kind's declaration; `probe.run(ctx)` gathers facts and judges them.
     pub probe: Arc<dyn Probe>,
     pub location: Location,

@@ -235,6 +235,9 @@ pub struct CheckResult {
     pub id: String,
     pub phase: Phase,
     pub service: String,
+    /// Answered by a stand-in of the service (the target's `[stand_ins]`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stand_in: bool,
     pub severity: Severity,
     pub status: Outcome,
     pub description: String,

@@ -30,8 +30,9 @@ pub use verify::{verify, VerifyArgs};
 /// system and writes an ed25519-signed boot transcript bound to the image's
 /// SHA-256 digest, an in-toto/DSSE attestation and a JUnit report.
 ///
-/// Exit codes: 0 every check passed (warnings allowed), 1 a check failed
-/// (or `verify` found the file invalid or its signer not pinned), 2 usage,
+/// Exit codes: 0 every check passed (WARNING allowed: warned checks, phases
+/// not examined), 1 a check failed or a required phase ran no check (or
+/// `verify` found the file invalid or its signer not pinned), 2 usage,
 /// profile, target or key error (nothing was judged), 3 the run was aborted (SIGINT, SIGTERM,
 /// VALIDATION_TIMEOUT), 4 the checks were judged but the artifacts could not
 /// be written (or the image could not be hashed). When several apply, 4 wins

@@ -6,11 +6,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::check::Phase;
 use crate::error::{UserError, UserErrors};
 use crate::exit;
 use crate::report::console::{Console, Style};
 
-use super::shared::{prepare, report_user_errors, EnvSettings, Format, Selection};
+use super::shared::{parse_phase, prepare, report_user_errors, EnvSettings, Format, Selection};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -31,6 +32,10 @@ pub struct RunArgs {
     pub jobs: u16,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// A phase that must run a check, or the run fails (repeatable; adds to
+    /// the target's `require_phases`).
+    #[arg(long = "require-phase", value_name = "NAME", value_parser = parse_phase)]
+    pub require_phases: Vec<Phase>,
 }
 
 /// Resolves on SIGINT or SIGTERM with the signal's name.
@@ -108,6 +113,13 @@ pub async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::re
     let Some(key) = key else {
         return (report_user_errors(&UserErrors(errors)), None);
     };
+    let plan = plan.requiring(
+        target
+            .required_phases
+            .iter()
+            .chain(&args.require_phases)
+            .copied(),
+    );
     if key.ephemeral {
         eprintln!(
             "warning: no signing key given (--key or SPINUP_SIGNING_KEY): signing with a fresh EPHEMERAL key.\n\
@@ -181,6 +193,8 @@ pub async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::re
         image,
         system_info: crate::sysinfo::SystemInfo::gather(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        target_sha256: target.sha256.clone(),
+        stand_ins: target.stand_ins.clone(),
     };
     match crate::report::write_all(&args.out, &report, &info, &key, &redactor) {
         Ok(written) => {

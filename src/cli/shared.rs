@@ -40,7 +40,7 @@ pub struct Selection {
     pub phases: Vec<Phase>,
 }
 
-fn parse_phase(name: &str) -> Result<Phase, String> {
+pub(super) fn parse_phase(name: &str) -> Result<Phase, String> {
     Phase::parse(name).ok_or_else(|| {
         format!(
             "unknown phase `{name}`; phases: {}",

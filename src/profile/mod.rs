@@ -252,7 +252,10 @@ fn load_file(
     let mut errors = Vec::new();
     for (index, raw_check) in raw.check.iter().enumerate() {
         match build_check(path, &text, &raw, raw_check, &values, index) {
-            Ok(c) => checks.push(c),
+            Ok((mut check, locations)) => {
+                check.stand_in = target.stand_ins.contains_key(&check.service);
+                checks.push((check, locations))
+            }
             Err(e) => errors.push(e),
         }
     }
@@ -402,6 +405,8 @@ fn build_check(
         retry,
         needs: raw.needs.iter().map(|n| n.get_ref().clone()).collect(),
         hint: raw.hint.clone(),
+        // Marked by `load_file` from the target's `[stand_ins]`.
+        stand_in: false,
         probe: probe.into_probe(),
         location,
         id,

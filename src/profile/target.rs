@@ -1,25 +1,32 @@
 //! Targets: where to check. A target file names endpoints, hosts and other
-//! values (`[vars]`) and where secrets come from (`[secrets]`: a file path or
-//! an environment variable name, never the secret itself).
+//! values (`[vars]`), where secrets come from (`[secrets]`: a file path or
+//! an environment variable name, never the secret itself), the phases a run
+//! must examine (`require_phases`) and the services answered by stand-ins
+//! (`[stand_ins]`, keyed by a check's `service`).
 //!
 //! ```toml
 //! name = "demo"
 //! rave_version = "P6-production"
+//! require_phases = ["services", "security"]   # or "all"
 //! [vars]
 //! synapse.url = "http://127.0.0.1:8008"
 //! [secrets]
 //! postgres_password = { env = "PGPASSWORD" }
 //! signing_hint = { file = "/run/secrets/hint" }
+//! [stand_ins]
+//! gitlab = "demo stand-in replaying GitLab's recorded API shapes"
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::interp::Values;
 use super::toml_error::toml_error;
-use crate::error::{UserError, UserErrors};
+use crate::check::Phase;
+use crate::error::{Location, UserError, UserErrors};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,10 +35,15 @@ struct RawTarget {
     name: Option<String>,
     #[serde(default)]
     rave_version: Option<String>,
+    /// `"all"` or a list of phase names; checked by `required_phases`.
+    #[serde(default)]
+    require_phases: Option<toml::Spanned<toml::Value>>,
     #[serde(default)]
     vars: toml::Table,
     #[serde(default)]
     secrets: BTreeMap<String, toml::Spanned<RawSecret>>,
+    #[serde(default)]
+    stand_ins: BTreeMap<String, toml::Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -53,6 +65,12 @@ pub struct Target {
     pub name: String,
     pub rave_version: Option<String>,
     pub values: Values,
+    /// Phases that must run a check, or the run fails.
+    pub required_phases: BTreeSet<Phase>,
+    /// Services answered by stand-ins: service -> what answers instead.
+    pub stand_ins: BTreeMap<String, String>,
+    /// `sha256:<hex>` of the target file's bytes.
+    pub sha256: Option<String>,
 }
 
 impl Target {
@@ -63,6 +81,9 @@ impl Target {
             name: "local".into(),
             rave_version: None,
             values: Values::default(),
+            required_phases: BTreeSet::new(),
+            stand_ins: BTreeMap::new(),
+            sha256: None,
         }
     }
 
@@ -85,7 +106,7 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
             path,
             &text,
             &e,
-            "a target file has `name`, `rave_version`, `[vars]` and `[secrets]`",
+            "a target file has `name`, `rave_version`, `require_phases`, `[vars]`, `[secrets]` and `[stand_ins]`",
         )
     })?;
     let mut vars = BTreeMap::new();
@@ -144,6 +165,29 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
             Err(e) => errors.push(e.at(loc).field(field)),
         }
     }
+    let required_phases = match &raw.require_phases {
+        None => BTreeSet::new(),
+        Some(spanned) => {
+            let loc = Location::from_offset(path, &text, spanned.span().start);
+            required_phases(spanned.get_ref()).unwrap_or_else(|e| {
+                errors.push(e.at(loc));
+                BTreeSet::new()
+            })
+        }
+    };
+    let mut stand_ins = BTreeMap::new();
+    for (service, note) in &raw.stand_ins {
+        if note.get_ref().trim().is_empty() {
+            errors.push(
+                UserError::new(format!("stand-in `{service}` does not say what answers instead"))
+                    .at(Location::from_offset(path, &text, note.span().start))
+                    .field(format!("stand_ins.{service}"))
+                    .hint(format!("describe the stand-in, e.g. `{service} = \"demo stand-in replaying recorded API shapes\"`")),
+            );
+        } else {
+            stand_ins.insert(service.clone(), note.get_ref().trim().to_string());
+        }
+    }
     if !errors.is_empty() {
         return Err(UserErrors(errors));
     }
@@ -156,7 +200,40 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
         }),
         rave_version: raw.rave_version,
         values: Values { vars, secrets },
+        required_phases,
+        stand_ins,
+        sha256: Some(format!("sha256:{}", hex::encode(Sha256::digest(&text)))),
     })
+}
+
+/// `require_phases`: `"all"`, or a list of phase names.
+fn required_phases(value: &toml::Value) -> Result<BTreeSet<Phase>, UserError> {
+    let names = || Phase::ALL.map(|p| p.name()).join(", ");
+    let shape = || {
+        UserError::new("`require_phases` must be \"all\" or a list of phase names")
+            .field("require_phases")
+            .hint(format!(
+                "write `require_phases = \"all\"` or e.g. `require_phases = [\"services\", \"security\"]`; phases: {}",
+                names()
+            ))
+    };
+    match value {
+        toml::Value::String(s) if s == "all" => Ok(Phase::ALL.into_iter().collect()),
+        toml::Value::Array(items) => {
+            let mut phases = BTreeSet::new();
+            for (i, item) in items.iter().enumerate() {
+                let name = item.as_str().ok_or_else(shape)?;
+                let phase = Phase::parse(name).ok_or_else(|| {
+                    UserError::new(format!("`require_phases` names unknown phase `{name}`"))
+                        .field(format!("require_phases[{i}]"))
+                        .hint(format!("phases: {}", names()))
+                })?;
+                phases.insert(phase);
+            }
+            Ok(phases)
+        }
+        _ => Err(shape()),
+    }
 }
 
 fn resolve_relative(target_file: &Path, path: &Path) -> PathBuf {
@@ -242,6 +319,68 @@ b = { file = "pw" }
         )
         .unwrap_err();
         assert_eq!(e.0.len(), 2, "{e}");
+    }
+
+    #[test]
+    fn required_phases_and_stand_ins_load() {
+        let t = load_text(
+            "name = \"t\"\nrequire_phases = [\"services\", \"security\", \"services\"]\n\
+             [stand_ins]\ngitlab = \"demo stand-in (recorded API shapes)\"\ngrafana = \" replay \"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            t.required_phases,
+            BTreeSet::from([Phase::Services, Phase::Security])
+        );
+        assert_eq!(t.stand_ins["gitlab"], "demo stand-in (recorded API shapes)");
+        assert_eq!(t.stand_ins["grafana"], "replay");
+        assert!(t.sha256.as_deref().unwrap().starts_with("sha256:"));
+        let all = load_text("require_phases = \"all\"\n").unwrap();
+        assert_eq!(all.required_phases.len(), 10);
+        let none = load_text("name = \"t\"\n").unwrap();
+        assert!(none.required_phases.is_empty() && none.stand_ins.is_empty());
+    }
+
+    /// Bad `require_phases` and `[stand_ins]` values: the error text, the
+    /// file and line, and the field.
+    #[test]
+    fn bad_required_phases_and_stand_ins_name_file_line_and_field() {
+        let check = |text: &str, needles: &[&str]| {
+            let e = load_text(text).unwrap_err().to_string();
+            for needle in needles {
+                assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+            }
+        };
+        check(
+            "name = \"t\"\nrequire_phases = [\"services\", \"agnet\"]\n",
+            &[
+                "unknown phase `agnet`",
+                "t.toml:2:",
+                "require_phases[1]",
+                "phases: config, build",
+            ],
+        );
+        check(
+            "require_phases = \"some\"\n",
+            &["must be \"all\" or a list", "t.toml:1:", "require_phases"],
+        );
+        check(
+            "require_phases = [1]\n",
+            &["must be \"all\" or a list", "t.toml:1:"],
+        );
+        check(
+            "require_phases = true\n",
+            &["must be \"all\" or a list", "t.toml:1:"],
+        );
+        check(
+            "name = \"t\"\n[stand_ins]\ngitlab = \" \"\n",
+            &[
+                "stand-in `gitlab` does not say",
+                "t.toml:3:",
+                "stand_ins.gitlab",
+            ],
+        );
+        check("[stand_ins]\ngitlab = true\n", &["t.toml:2:", "string"]);
     }
 
     #[test]

@@ -81,6 +81,33 @@ fn a_good_profile_loads_with_defaults_applied() {
 }
 
 #[test]
+fn checks_of_a_stand_in_service_are_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, OK.replace("${db.host}", "127.0.0.1")).unwrap();
+    let other = dir.path().join("q.toml");
+    std::fs::write(
+        &other,
+        "[[check]]\nid = \"web.up\"\nphase = \"services\"\n[check.tcp]\naddress = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let mut target = Target::local();
+    target
+        .stand_ins
+        .insert("db".into(), "a fake database".into());
+    let p = load(&[path, other], &target, LoadOptions::default()).unwrap();
+    let marked: Vec<(&str, bool)> = p
+        .checks
+        .iter()
+        .map(|c| (c.id.as_str(), c.stand_in))
+        .collect();
+    assert_eq!(
+        marked,
+        [("db.reachable", true), ("db.more", true), ("web.up", false)]
+    );
+}
+
+#[test]
 fn malformed_toml_names_line_and_column() {
     check_err("[[check]]\nid = \"a\"\nphase = \n", &["p.toml:3:", "hint:"]);
 }

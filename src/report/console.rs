@@ -5,11 +5,12 @@
 //! **Architecture invariant:** the console renders; it never decides an
 //! outcome or an exit code.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::check::{CheckResult, Outcome, OverallStatus};
+use crate::check::{CheckResult, Outcome, OverallStatus, PhaseStatus};
 use crate::run::{Event, EventSink, RunReport};
 
 /// How the console looks.
@@ -141,6 +142,9 @@ fn progress_line(s: &Style, r: &CheckResult) -> String {
             &format!(" {}", format_duration(Duration::from_millis(r.duration_ms))),
         ));
     }
+    if r.stand_in {
+        line.push_str(" (stand-in)");
+    }
     line
 }
 
@@ -152,7 +156,8 @@ pub fn failure_blocks(s: &Style, report: &RunReport) -> Vec<String> {
         .iter()
         .filter(|r| matches!(r.status, Outcome::Fail | Outcome::Warn | Outcome::Aborted))
         .map(|r| {
-            let mut b = format!("\n{} {} ({})", s.outcome(r.status), r.id, r.phase);
+            let stand_in = if r.stand_in { ", stand-in" } else { "" };
+            let mut b = format!("\n{} {} ({}{stand_in})", s.outcome(r.status), r.id, r.phase);
             if !r.description.is_empty() {
                 b.push_str(&format!("\n  check:    {}", r.description));
             }
@@ -180,15 +185,39 @@ pub fn failure_blocks(s: &Style, report: &RunReport) -> Vec<String> {
         .collect()
 }
 
-/// The last line: status and counts.
+fn paint_status(s: &Style, status: OverallStatus) -> String {
+    let label = status.label();
+    match status {
+        OverallStatus::Success => s.paint("32;1", label),
+        OverallStatus::Warning => s.paint("33;1", label),
+        OverallStatus::Failure | OverallStatus::Aborted => s.paint("31;1", label),
+    }
+}
+
+/// The summary: status (and the services checked against stand-ins) with
+/// the counts, then one line per required phase that ran no check and one
+/// naming the phases not examined.
 pub fn summary_line(s: &Style, report: &RunReport) -> String {
     let count = |o: Outcome| report.results.iter().filter(|r| r.status == o).count();
-    let status = report.status.label();
-    let painted = match report.status {
-        OverallStatus::Success => s.paint("32;1", status),
-        OverallStatus::Warning => s.paint("33;1", status),
-        OverallStatus::Failure | OverallStatus::Aborted => s.paint("31;1", status),
-    };
+    let mut painted = paint_status(s, report.status);
+    let stand_ins: BTreeSet<&str> = report
+        .results
+        .iter()
+        .filter(|r| r.stand_in)
+        .map(|r| r.service.as_str())
+        .collect();
+    if !stand_ins.is_empty() {
+        let names: Vec<String> = stand_ins.iter().map(|s| display_name(s)).collect();
+        painted.push_str(&format!(
+            ", {} checked against {}",
+            and_list(&names),
+            if names.len() == 1 {
+                "a stand-in"
+            } else {
+                "stand-ins"
+            }
+        ));
+    }
     let elapsed = (report.completed_at - report.started_at)
         .to_std()
         .unwrap_or_default();
@@ -208,7 +237,61 @@ pub fn summary_line(s: &Style, report: &RunReport) -> String {
     if let Some(reason) = &report.abort_reason {
         line.push_str(&format!(" (aborted: {reason})"));
     }
+    for p in report.coverage.required_without_checks() {
+        let why = match p.status {
+            PhaseStatus::NotSelected => "left out by --phase",
+            _ => "no loaded check is in it",
+        };
+        line.push_str(&format!(
+            "\n{}: required phase `{}` ran no check ({why})",
+            paint_status(s, OverallStatus::Failure),
+            p.phase
+        ));
+    }
+    let unexamined = report.coverage.not_examined();
+    if !unexamined.is_empty() {
+        line.push_str(&format!(
+            "\n{}: {} not examined: {}",
+            paint_status(s, OverallStatus::Warning),
+            if unexamined.len() == 1 {
+                "phase"
+            } else {
+                "phases"
+            },
+            unexamined
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     line
+}
+
+/// How a service key reads in a sentence: the product's own spelling for
+/// the RAVE services, the key itself otherwise.
+fn display_name(service: &str) -> String {
+    match service {
+        "gitlab" => "GitLab",
+        "grafana" => "Grafana",
+        "postgres" | "postgresql" => "PostgreSQL",
+        "matrix" => "Matrix",
+        "synapse" => "Synapse",
+        "prometheus" => "Prometheus",
+        "oidc" | "idp" => "the identity provider",
+        "nginx" => "nginx",
+        other => other,
+    }
+    .to_string()
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 fn one_line(text: &str, max: usize) -> String {
@@ -245,6 +328,7 @@ mod tests {
             id: id.into(),
             phase: Phase::Services,
             service: "postgres".into(),
+            stand_in: false,
             severity: Severity::Fail,
             status,
             description: "PostgreSQL accepts connections".into(),
@@ -264,12 +348,26 @@ mod tests {
     }
 
     fn report(results: Vec<CheckResult>, status: OverallStatus) -> RunReport {
+        let mut r = covered(results, &[], &[]);
+        r.status = status;
+        r
+    }
+
+    /// A report whose status is the coverage's verdict.
+    fn covered(results: Vec<CheckResult>, selected: &[Phase], required: &[Phase]) -> RunReport {
         let now = chrono::Utc::now();
+        let coverage = crate::check::Coverage::assess(
+            results.iter().map(|r| (r.phase, r.status)),
+            selected,
+            &required.iter().copied().collect(),
+            false,
+        );
         RunReport {
             session_id: "spinup-x".into(),
             started_at: now,
             completed_at: now + chrono::Duration::milliseconds(2500),
-            status,
+            status: coverage.status,
+            coverage,
             abort_reason: None,
             results,
             phase_durations_ms: BTreeMap::new(),
@@ -307,6 +405,107 @@ mod tests {
         let summary = summary_line(&plain, &r);
         assert!(
             summary.contains("FAILURE: 2 checks: 0 passed, 0 warned, 1 failed, 1 skipped in 2.5s"),
+            "{summary}"
+        );
+    }
+
+    fn in_phase(id: &str, phase: Phase, service: &str, stand_in: bool) -> CheckResult {
+        let mut r = result(id, Outcome::Pass);
+        r.phase = phase;
+        r.service = service.into();
+        r.stand_in = stand_in;
+        r.duration_ms = 3;
+        r.attempt_count = 1;
+        r
+    }
+
+    const PLAIN: Style = Style {
+        color: false,
+        verbose: false,
+    };
+
+    #[test]
+    fn stand_ins_are_named_in_the_summary_and_on_their_lines() {
+        let every: Vec<CheckResult> = Phase::ALL
+            .into_iter()
+            .map(|p| in_phase(&format!("{p}.ok"), p, "host", false))
+            .chain([
+                in_phase("gitlab.health", Phase::Services, "gitlab", true),
+                in_phase("grafana.health", Phase::Services, "grafana", true),
+                in_phase("gitlab.version", Phase::Services, "gitlab", true),
+            ])
+            .collect();
+        let r = covered(every, &[], &Phase::ALL);
+        let summary = summary_line(&PLAIN, &r);
+        assert_eq!(
+            summary,
+            "\nSUCCESS, GitLab and Grafana checked against stand-ins: 13 checks: 13 passed, 0 warned, 0 failed, 0 skipped in 2.5s"
+        );
+        assert_eq!(
+            progress_line(&PLAIN, &r.results[10]),
+            " PASS    gitlab.health 3ms (stand-in)"
+        );
+        assert_eq!(
+            progress_line(&PLAIN, &r.results[0]),
+            " PASS    config.ok 3ms"
+        );
+        let mut failed = r.results[11].clone();
+        failed.status = Outcome::Fail;
+        let blocks = failure_blocks(&PLAIN, &covered(vec![failed], &[], &[]));
+        assert!(
+            blocks[0].starts_with("\nFAIL    grafana.health (services, stand-in)"),
+            "{}",
+            blocks[0]
+        );
+        let one = covered(
+            vec![in_phase("gitlab.health", Phase::Services, "gitlab", true)],
+            &[],
+            &[],
+        );
+        assert!(
+            summary_line(&PLAIN, &one)
+                .starts_with("\nWARNING, GitLab checked against a stand-in: 1 checks"),
+            "{}",
+            summary_line(&PLAIN, &one)
+        );
+    }
+
+    #[test]
+    fn summary_says_which_phases_were_not_examined_and_which_required_ones_ran_nothing() {
+        let results = || {
+            Phase::ALL
+                .into_iter()
+                .filter(|p| !matches!(p, Phase::Agent | Phase::E2e))
+                .map(|p| in_phase(&format!("{p}.ok"), p, "host", false))
+                .collect::<Vec<_>>()
+        };
+        let r = covered(results(), &[], &[]);
+        assert_eq!(
+            summary_line(&PLAIN, &r),
+            "\nWARNING: 8 checks: 8 passed, 0 warned, 0 failed, 0 skipped in 2.5s\n\
+             WARNING: phases not examined: agent, e2e"
+        );
+        let r = covered(results(), &[], &[Phase::Agent]);
+        assert_eq!(
+            summary_line(&PLAIN, &r),
+            "\nFAILURE: 8 checks: 8 passed, 0 warned, 0 failed, 0 skipped in 2.5s\n\
+             FAILURE: required phase `agent` ran no check (no loaded check is in it)\n\
+             WARNING: phase not examined: e2e"
+        );
+        let r = covered(
+            vec![in_phase("services.ok", Phase::Services, "host", false)],
+            &[Phase::Services],
+            &[Phase::Services, Phase::Security],
+        );
+        let summary = summary_line(&PLAIN, &r);
+        assert!(
+            summary.contains(
+                "\nFAILURE: required phase `security` ran no check (left out by --phase)\n"
+            ),
+            "{summary}"
+        );
+        assert!(
+            summary.ends_with("WARNING: phases not examined: config, build, boot, oidc, agent, sandbox, e2e, performance"),
             "{summary}"
         );
     }

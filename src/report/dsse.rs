@@ -1,6 +1,8 @@
 //! The run as an in-toto Statement v1 with the test-result predicate, in a
 //! DSSE envelope signed with the transcript's key, so supply-chain tools
-//! (and plain openssl over the PAE bytes) can verify it.
+//! (and plain openssl over the PAE bytes) can verify it. Besides the
+//! predicate's own fields it carries the phases' coverage (`phases`), and
+//! its `configuration` names the target file with its stand-ins.
 
 use base64::Engine;
 use ed25519_dalek::Signer;
@@ -47,19 +49,37 @@ pub fn statement(
         OverallStatus::Warning => "WARNED",
         OverallStatus::Failure | OverallStatus::Aborted => "FAILED",
     };
+    let mut configuration: Vec<serde_json::Value> = info
+        .profiles
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "digest": { "sha256": p.sha256 },
+            })
+        })
+        .collect();
+    if let Some(target) = &info.target_sha256 {
+        let mut entry = json!({
+            "name": format!("target:{}", info.target_name),
+            "digest": { "sha256": target.strip_prefix("sha256:").unwrap_or(target) },
+        });
+        if !info.stand_ins.is_empty() {
+            entry["annotations"] = json!({ "stand_ins": info.stand_ins });
+        }
+        configuration.push(entry);
+    }
     json!({
         "_type": STATEMENT_TYPE,
         "subject": [{ "name": name, "digest": { "sha256": hex } }],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "result": result,
-            "configuration": info.profiles.iter().map(|p| json!({
-                "name": p.name,
-                "digest": { "sha256": p.sha256 },
-            })).collect::<Vec<_>>(),
+            "configuration": configuration,
             "passedTests": ids(Outcome::Pass),
             "warnedTests": ids(Outcome::Warn),
             "failedTests": failed,
+            "phases": report.coverage.phases,
         }
     })
 }

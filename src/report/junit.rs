@@ -1,7 +1,9 @@
 //! JUnit XML for GitLab's `artifacts:reports:junit`: one testsuite per
 //! phase, a testcase per check (classname = phase, name = check id, real
 //! time), failures carry "expected X, found Y", skips their reason, and
-//! `system-out` the evidence.
+//! `system-out` the evidence (after a `STAND-IN:` line when a stand-in
+//! answered). A phase without checks has no testsuite: its coverage is in
+//! the transcript's `phases`.
 
 use std::time::Duration;
 
@@ -60,6 +62,12 @@ pub fn render(report: &RunReport) -> String {
                 out.push_str(&format!(
                     "WARNING: expected {}, found {}\n",
                     r.expected, r.found
+                ));
+            }
+            if r.stand_in {
+                out.push_str(&format!(
+                    "STAND-IN: answered by a stand-in of {}, not the service itself\n",
+                    r.service
                 ));
             }
             out.push_str(&r.evidence);

@@ -11,6 +11,7 @@ pub mod sample;
 pub mod transcript;
 pub mod tree;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,10 @@ pub struct RunInfo {
     pub image: Option<ImageInfo>,
     pub system_info: SystemInfo,
     pub tool_version: String,
+    /// `sha256:<hex>` of the target file, when one was given.
+    pub target_sha256: Option<String>,
+    /// The target's `[stand_ins]`: service -> what answers instead.
+    pub stand_ins: BTreeMap<String, String>,
 }
 
 /// The files a run wrote.

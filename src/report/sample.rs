@@ -1,10 +1,11 @@
 //! A sample run, and the same run written and signed: the fixture of the
 //! report's unit tests and of `tests/signing.rs` (through the `testkit`
 //! feature). Nine checks in seven phases, every outcome, fixed times (the
-//! file names follow the start), and one evidence text that leaks
-//! [`SECRET`] for the redactor to catch.
+//! file names follow the start), one evidence text that leaks [`SECRET`]
+//! for the redactor to catch; `services` is required, and `gitlab` is
+//! answered by a stand-in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
@@ -12,7 +13,7 @@ use base64::Engine;
 use chrono::TimeZone;
 
 use super::{ImageInfo, RunInfo, Written};
-use crate::check::{Attempt, CheckResult, Outcome, OverallStatus, Phase, Severity};
+use crate::check::{Attempt, CheckResult, Coverage, Outcome, OverallStatus, Phase, Severity};
 use crate::redact::Redactor;
 use crate::run::RunReport;
 use crate::sign::keys;
@@ -21,12 +22,14 @@ use crate::sysinfo::SystemInfo;
 /// The secret the run knows; no written file may contain it.
 pub const SECRET: &str = "correct-horse-battery";
 
-/// One check's result: passed (or not) on its second attempt.
+/// One check's result: passed (or not) on its second attempt; a `gitlab`
+/// check is answered by a stand-in.
 pub fn result(id: &str, phase: Phase, service: &str, status: Outcome) -> CheckResult {
     CheckResult {
         id: id.to_string(),
         phase,
         service: service.to_string(),
+        stand_in: service == "gitlab",
         severity: if status == Outcome::Warn {
             Severity::Warn
         } else {
@@ -76,6 +79,43 @@ pub fn report(status: OverallStatus, abort_reason: Option<&str>) -> RunReport {
     );
     let mut aborted = result("sandbox.cycle", Phase::Sandbox, "sandbox", Outcome::Aborted);
     aborted.found = "cancelled by SIGINT".into();
+    let results = vec![
+        result(
+            "config.flake-evaluates",
+            Phase::Config,
+            "config",
+            Outcome::Pass,
+        ),
+        result(
+            "postgres.reachable",
+            Phase::Services,
+            "postgres",
+            Outcome::Pass,
+        ),
+        leaking,
+        result("gitlab.readiness", Phase::Services, "gitlab", Outcome::Warn),
+        result("oidc.discovery", Phase::Oidc, "oidc", Outcome::Fail),
+        result("agent.create-project", Phase::Agent, "agent", Outcome::Skip),
+        aborted,
+        result(
+            "performance.memory",
+            Phase::Performance,
+            "host",
+            Outcome::Pass,
+        ),
+        result(
+            "security.sshd-password-auth",
+            Phase::Security,
+            "sshd",
+            Outcome::Pass,
+        ),
+    ];
+    let coverage = Coverage::assess(
+        results.iter().map(|r| (r.phase, r.status)),
+        &[],
+        &BTreeSet::from([Phase::Services]),
+        abort_reason.is_some(),
+    );
     RunReport {
         session_id: "spinup-20250124-143052".to_string(),
         started_at: chrono::Utc
@@ -86,37 +126,8 @@ pub fn report(status: OverallStatus, abort_reason: Option<&str>) -> RunReport {
             .unwrap(),
         status,
         abort_reason: abort_reason.map(str::to_string),
-        results: vec![
-            result(
-                "config.flake-evaluates",
-                Phase::Config,
-                "config",
-                Outcome::Pass,
-            ),
-            result(
-                "postgres.reachable",
-                Phase::Services,
-                "postgres",
-                Outcome::Pass,
-            ),
-            leaking,
-            result("gitlab.readiness", Phase::Services, "gitlab", Outcome::Warn),
-            result("oidc.discovery", Phase::Oidc, "oidc", Outcome::Fail),
-            result("agent.create-project", Phase::Agent, "agent", Outcome::Skip),
-            aborted,
-            result(
-                "performance.memory",
-                Phase::Performance,
-                "host",
-                Outcome::Pass,
-            ),
-            result(
-                "security.sshd-password-auth",
-                Phase::Security,
-                "sshd",
-                Outcome::Pass,
-            ),
-        ],
+        coverage,
+        results,
         phase_durations_ms: BTreeMap::from([(Phase::Config, 1000), (Phase::Services, 5000)]),
         safe_mode: true,
     }
@@ -137,6 +148,11 @@ pub fn info(image: Option<ImageInfo>) -> RunInfo {
         image,
         system_info: SystemInfo::gather(),
         tool_version: "0.1.0".to_string(),
+        target_sha256: Some(format!("sha256:{}", "12".repeat(32))),
+        stand_ins: BTreeMap::from([(
+            "gitlab".to_string(),
+            "demo stand-in (recorded API shapes)".to_string(),
+        )]),
     }
 }
 

@@ -7,7 +7,9 @@ use base64::Engine;
 
 use super::sample::{self, SECRET};
 use super::*;
-use crate::check::{OverallStatus, Phase};
+use std::collections::BTreeSet;
+
+use crate::check::{Coverage, OverallStatus, Phase};
 use crate::sign::verify::{verify_file, Signer, VerifyError};
 
 struct Fixture {
@@ -19,10 +21,28 @@ struct Fixture {
 
 /// The sample run with `status`, written, signed and bound to an image.
 fn fixture(status: OverallStatus) -> Fixture {
+    fixture_of(&sample::report(status, None))
+}
+
+/// The sample run with `boot` required too: a required phase that ran no
+/// check (`services` is required and ran; `gitlab` is a stand-in).
+fn requiring_boot(status: OverallStatus) -> RunReport {
+    let mut report = sample::report(status, None);
+    report.coverage = Coverage::assess(
+        report.results.iter().map(|r| (r.phase, r.status)),
+        &[],
+        &BTreeSet::from([Phase::Services, Phase::Boot]),
+        false,
+    );
+    report
+}
+
+/// `report` written, signed and bound to an image.
+fn fixture_of(report: &RunReport) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("disk.qcow2");
     std::fs::write(&image, b"image bytes").unwrap();
-    let signed = sample::write_signed(dir.path(), &sample::report(status, None), Some(&image));
+    let signed = sample::write_signed(dir.path(), report, Some(&image));
     Fixture {
         dir,
         written: signed.written,
@@ -103,6 +123,106 @@ fn transcript_has_the_spec_fields_and_verifies() {
     no_sandbox.results.retain(|r| r.phase != Phase::Sandbox);
     let doc = transcript::build(&no_sandbox, &sample::info(None), false);
     assert_eq!(doc["sandbox_tests"]["status"], "NOT_RUN");
+}
+
+#[test]
+fn transcript_lists_every_phase_and_the_stand_ins() {
+    let f = fixture_of(&requiring_boot(OverallStatus::Failure));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.written.transcript).unwrap()).unwrap();
+    let phases = doc["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, Phase::ALL.map(|p| p.name()));
+    let phase = |name: &str| phases.iter().find(|p| p["phase"] == name).unwrap();
+    assert_eq!(
+        phase("services"),
+        &serde_json::json!({
+            "phase": "services", "status": "RAN", "required": true,
+            "total_tests": 3, "passed": 2, "failed": 0, "warned": 1,
+            "skipped": 0, "aborted": 0,
+        })
+    );
+    assert_eq!(phase("boot")["status"], "NO_CHECKS");
+    assert_eq!(phase("boot")["required"], true);
+    assert_eq!(phase("oidc")["failed"], 1);
+    assert_eq!(phase("agent")["skipped"], 1);
+    assert_eq!(phase("sandbox")["aborted"], 1);
+    assert_eq!(phase("e2e")["required"], false);
+    assert_eq!(
+        doc["stand_ins"],
+        serde_json::json!({ "gitlab": "demo stand-in (recorded API shapes)" })
+    );
+    let results = doc["validation_results"].as_array().unwrap();
+    let by_id = |id: &str| results.iter().find(|r| r["id"] == id).unwrap();
+    assert_eq!(by_id("gitlab.readiness")["stand_in"], true);
+    for id in ["postgres.reachable", "postgres.login", "oidc.discovery"] {
+        assert!(
+            by_id(id).get("stand_in").is_none(),
+            "only stand-in results carry the field: {id}"
+        );
+    }
+    assert_eq!(doc["service_health"]["gitlab"]["stand_in"], true);
+    assert!(doc["service_health"]["postgres"].get("stand_in").is_none());
+    // The signature covers the new fields: they verify, and changing one breaks it.
+    verify_file(
+        &f.written.transcript,
+        Signer::Pinned(&f.public),
+        Some(&f.image),
+    )
+    .unwrap();
+    for (pointer, value) in [
+        ("/phases/2/status", serde_json::json!("RAN")),
+        ("/phases/3/required", serde_json::json!(false)),
+        ("/stand_ins", serde_json::json!({})),
+        ("/validation_results/3/stand_in", serde_json::json!(false)),
+        ("/service_health/gitlab/stand_in", serde_json::json!(false)),
+    ] {
+        let mut forged = doc.clone();
+        *forged.pointer_mut(pointer).unwrap() = value;
+        let path = f.dir.path().join("forged.json");
+        std::fs::write(&path, crate::sign::verify::render(&forged)).unwrap();
+        assert_eq!(
+            verify_file(&path, Signer::Unpinned, None),
+            Err(VerifyError::BadSignature),
+            "{pointer}"
+        );
+    }
+}
+
+#[test]
+fn statement_carries_the_coverage_and_names_the_stand_ins() {
+    let f = fixture_of(&requiring_boot(OverallStatus::Failure));
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.written.attestation).unwrap()).unwrap();
+    let payload = STANDARD.decode(env["payload"].as_str().unwrap()).unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let predicate = &st["predicate"];
+    assert_eq!(predicate["result"], "FAILED");
+    let phases = predicate["phases"].as_array().unwrap();
+    assert_eq!(phases.len(), 10);
+    assert_eq!(phases[2]["phase"], "boot");
+    assert_eq!(phases[2]["status"], "NO_CHECKS");
+    assert_eq!(phases[2]["required"], true);
+    let configuration = predicate["configuration"].as_array().unwrap();
+    assert_eq!(configuration[0]["name"], "postgres");
+    assert_eq!(
+        configuration[1],
+        serde_json::json!({
+            "name": "target:local",
+            "digest": { "sha256": "12".repeat(32) },
+            "annotations": { "stand_ins": { "gitlab": "demo stand-in (recorded API shapes)" } },
+        })
+    );
+    // JUnit says so too, on the stand-in's result only.
+    let xml = std::fs::read_to_string(&f.written.junit).unwrap();
+    assert!(
+        xml.contains("STAND-IN: answered by a stand-in of gitlab, not the service itself"),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("STAND-IN:").count(), 1, "{xml}");
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! The boot transcript's wire format (versioned). Field names follow the
 //! RAVE spec (seed 002); spinup-smoke adds per-check attempts, timings,
 //! expected/found, evidence digests, skip reasons, the profiles' digests,
-//! the tool version and the signing mode.
+//! the tool version and the signing mode, the coverage of the ten phases
+//! (`phases`) and the services answered by stand-ins (`stand_ins`).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::RunInfo;
-use crate::check::{CheckResult, Outcome, OverallStatus, Phase};
+pub use crate::check::Summary;
+use crate::check::{CheckResult, Outcome, OverallStatus, Phase, PhaseCoverage};
 use crate::run::RunReport;
 
 pub const SCHEMA_VERSION: &str = "spinup-smoke.transcript/v1";
@@ -27,6 +29,10 @@ pub struct Transcript<'a> {
     pub target: &'a str,
     pub system_info: &'a crate::sysinfo::SystemInfo,
     pub test_summary: Summary,
+    /// All ten phases: RAN, NOT_SELECTED or NO_CHECKS, required, counts.
+    pub phases: &'a [PhaseCoverage],
+    /// Services answered by stand-ins (from the target): service -> what answers.
+    pub stand_ins: &'a BTreeMap<String, String>,
     pub validation_results: &'a [CheckResult],
     pub service_health: BTreeMap<String, Section>,
     pub authentication_tests: Section,
@@ -47,33 +53,6 @@ pub struct Tool<'a> {
     pub version: &'a str,
 }
 
-#[derive(Debug, Serialize, PartialEq, Eq, Default)]
-pub struct Summary {
-    pub total_tests: usize,
-    pub passed: usize,
-    pub failed: usize,
-    pub warned: usize,
-    pub skipped: usize,
-    pub aborted: usize,
-}
-
-impl Summary {
-    pub fn of<'a>(results: impl IntoIterator<Item = &'a CheckResult>) -> Summary {
-        let mut s = Summary::default();
-        for r in results {
-            s.total_tests += 1;
-            match r.status {
-                Outcome::Pass => s.passed += 1,
-                Outcome::Fail => s.failed += 1,
-                Outcome::Warn => s.warned += 1,
-                Outcome::Skip => s.skipped += 1,
-                Outcome::Aborted => s.aborted += 1,
-            }
-        }
-        s
-    }
-}
-
 /// The results of one phase (or one service), summarised.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct Section {
@@ -81,6 +60,9 @@ pub struct Section {
     pub status: String,
     #[serde(flatten)]
     pub summary: Summary,
+    /// Some of its checks were answered by a stand-in.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stand_in: bool,
     pub checks: BTreeMap<String, SectionCheck>,
 }
 
@@ -104,6 +86,7 @@ impl Section {
         Section {
             status,
             summary: Summary::of(results.iter().copied()),
+            stand_in: results.iter().any(|r| r.stand_in),
             checks: results
                 .iter()
                 .map(|r| {
@@ -178,6 +161,8 @@ pub fn build(report: &RunReport, info: &RunInfo, ephemeral: bool) -> serde_json:
         target: &info.target_name,
         system_info: &info.system_info,
         test_summary: Summary::of(&report.results),
+        phases: &report.coverage.phases,
+        stand_ins: &info.stand_ins,
         validation_results: &report.results,
         service_health: services
             .iter()

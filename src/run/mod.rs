@@ -2,8 +2,9 @@
 //! checks run concurrently (bounded by `jobs`). Every check has a deadline
 //! and a retry policy; every attempt is recorded; a check whose dependency
 //! did not pass is skipped with the reason. It emits events for the live
-//! console and returns a `RunReport` for the other reporters. The run owns
-//! the VMs its checks boot and tears them all down before it returns.
+//! console and returns a `RunReport` for the other reporters, with the
+//! run's coverage and verdict (`check::Coverage`). The run owns the VMs its
+//! checks boot and tears them all down before it returns.
 //!
 //! **Architecture invariant:** the runner owns the only retry loop and the
 //! only clock; it never renders output and never chooses an exit code.
@@ -26,7 +27,7 @@ use crate::check::Check;
 use crate::check::ProbeContext;
 use crate::check::RunSoFar;
 use crate::check::Verdict;
-use crate::check::{Attempt, CheckResult, Outcome, OverallStatus, Severity};
+use crate::check::{Attempt, CheckResult, Coverage, Outcome, Severity};
 use crate::os::CommandExecutor;
 use crate::plan::Plan;
 use crate::vm::registry::Registry;
@@ -224,13 +225,18 @@ pub async fn run(
         .iter()
         .filter_map(|c| results.remove(&c.id))
         .collect();
-    let status =
-        OverallStatus::from_outcomes(ordered.iter().map(|r| r.status), abort_reason.is_some());
+    let coverage = Coverage::assess(
+        ordered.iter().map(|r| (r.phase, r.status)),
+        &plan.selected,
+        &plan.required,
+        abort_reason.is_some(),
+    );
     let report = RunReport {
         session_id,
         started_at,
         completed_at: chrono::Utc::now(),
-        status,
+        status: coverage.status,
+        coverage,
         abort_reason,
         results: ordered,
         phase_durations_ms,
@@ -370,6 +376,7 @@ fn finish(
         id: check.id.clone(),
         phase: check.phase,
         service: check.service.clone(),
+        stand_in: check.stand_in,
         severity: check.severity,
         status,
         description: check.description.clone(),

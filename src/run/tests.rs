@@ -1,6 +1,6 @@
 use super::*;
 use crate::check::RetryPolicy;
-use crate::check::{Phase, Severity};
+use crate::check::{OverallStatus, Phase, Severity};
 use crate::checks::tcp;
 use crate::checks::ProbeSpec;
 use crate::error::Location;
@@ -18,6 +18,7 @@ fn tcp_check(id: &str, phase: Phase, address: &str, needs: &[&str]) -> Check {
         retry: RetryPolicy::ONCE,
         needs: needs.iter().map(|s| s.to_string()).collect(),
         hint: Some("start it".into()),
+        stand_in: false,
         probe: ProbeSpec::Tcp(tcp::Spec {
             address: address.into(),
             open: true,
@@ -123,6 +124,62 @@ async fn failure_skips_dependents_but_not_unrelated_checks() {
     let events = recorder.0.lock().unwrap().clone();
     assert_eq!(events.first().map(String::as_str), Some("run 4"));
     assert_eq!(events.last().map(String::as_str), Some("end FAILURE"));
+}
+
+/// The report's verdict is the coverage's: every check passed, yet a phase
+/// not examined keeps it from SUCCESS, and a required phase without a
+/// check fails it. Stand-in marks reach the results.
+#[tokio::test]
+async fn the_verdict_follows_the_coverage_of_the_phases() {
+    let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = open.local_addr().unwrap().to_string();
+    let every: Vec<Check> = Phase::ALL
+        .into_iter()
+        .map(|p| tcp_check(&format!("{p}.open"), p, &addr, &[]))
+        .collect();
+    let plan = Plan::build(every.clone(), &[])
+        .unwrap()
+        .requiring(Phase::ALL);
+    let report = run(&plan, &options(), Arc::new(NoEvents), never()).await;
+    assert_eq!(
+        report.status,
+        OverallStatus::Success,
+        "{:?}",
+        report.results
+    );
+    assert!(report.coverage.not_examined().is_empty());
+
+    let mut without_e2e: Vec<Check> = every
+        .iter()
+        .filter(|c| c.phase != Phase::E2e)
+        .cloned()
+        .collect();
+    without_e2e[3].stand_in = true;
+    let plan = Plan::build(without_e2e.clone(), &[]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let report = run(&plan, &options(), recorder.clone(), never()).await;
+    assert_eq!(report.status, OverallStatus::Warning);
+    assert_eq!(report.coverage.not_examined(), [Phase::E2e]);
+    let events = recorder.0.lock().unwrap().clone();
+    assert_eq!(events.last().map(String::as_str), Some("end WARNING"));
+    assert!(report.results[3].stand_in && !report.results[2].stand_in);
+
+    let plan = Plan::build(without_e2e, &[Phase::Services])
+        .unwrap()
+        .requiring([Phase::Services, Phase::E2e]);
+    let report = run(&plan, &options(), Arc::new(NoEvents), never()).await;
+    assert_eq!(report.status, OverallStatus::Failure);
+    let missing: Vec<(Phase, crate::check::PhaseStatus)> = report
+        .coverage
+        .required_without_checks()
+        .iter()
+        .map(|p| (p.phase, p.status))
+        .collect();
+    assert_eq!(
+        missing,
+        [(Phase::E2e, crate::check::PhaseStatus::NotSelected)]
+    );
+    assert_eq!(report.results.len(), 1, "only the services check ran");
 }
 
 #[tokio::test]
@@ -304,8 +361,8 @@ async fn independent_checks_of_a_phase_run_concurrently() {
     opts.jobs = 2;
     let report = run(&plan, &opts, Arc::new(NoEvents), never()).await;
     assert_eq!(
-        report.status,
-        OverallStatus::Success,
+        report.results.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [Outcome::Pass, Outcome::Pass],
         "{:?}",
         report.results
     );
