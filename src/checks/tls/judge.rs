@@ -56,7 +56,14 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
     let days_left = seconds_left.div_euclid(86_400);
     let e = format!("certificate valid for at least {min_days} more days");
     let found = if seconds_left < 0 {
-        format!("expired {} days ago", -days_left)
+        // Whole days since the end, as a person counts them: 2 days and an
+        // hour ago is "2 days ago" (the floor of the negative `days_left`
+        // would say 3).
+        match (-seconds_left).div_euclid(86_400) {
+            0 => "expired less than a day ago".to_string(),
+            1 => "expired 1 day ago".to_string(),
+            days => format!("expired {days} days ago"),
+        }
     } else {
         format!("expires in {days_left} days")
     };
@@ -158,7 +165,17 @@ mod tests {
     fn cases() {
         check("", facts(90, ("EC", 256)), true, "expires in 90 days");
         check("", facts(13, ("EC", 256)), false, "expires in 13 days");
-        check("", facts(-2, ("EC", 256)), false, "expired 2 days ago");
+        check("", facts(-3, ("EC", 256)), false, "expired 2 days ago");
+        // The end a little over two days ago: 2 days, not 3.
+        let mut just_over_two = facts(0, ("EC", 256));
+        just_over_two.chain[0].not_after_unix = 1_000_000 - 2 * 86_400 - 3_600;
+        check("", just_over_two, false, "expired 2 days ago");
+        let mut one = facts(0, ("EC", 256));
+        one.chain[0].not_after_unix = 1_000_000 - 86_400 - 1;
+        check("", one, false, "expired 1 day ago");
+        let mut hours = facts(0, ("EC", 256));
+        hours.chain[0].not_after_unix = 1_000_000 - 3 * 3_600;
+        check("", hours, false, "expired less than a day ago");
         check("", facts(90, ("RSA", 1024)), false, "RSA 1024 bits");
         check("min_key_bits = 1024", facts(90, ("RSA", 1024)), true, "");
         check(
