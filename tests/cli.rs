@@ -873,3 +873,130 @@ fn demo_execs_the_demo_program_with_the_arguments() {
         "same process, arguments untouched"
     );
 }
+
+/// A network namespace of the test's own whose resolver (127.0.0.1:53)
+/// receives queries and never answers; removed on drop.
+struct DeadResolver {
+    name: String,
+    listener: std::process::Child,
+}
+
+impl DeadResolver {
+    fn start() -> DeadResolver {
+        let name = format!("ss-dns-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("ip runs");
+            assert!(out.status.success(), "ip {args:?}: {:?}", text(&out));
+        };
+        ip(&["netns", "add", &name]);
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        // `ip netns exec` mounts /etc/netns/<name>/resolv.conf over /etc/resolv.conf.
+        let etc = PathBuf::from("/etc/netns").join(&name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(
+            etc.join("resolv.conf"),
+            "nameserver 127.0.0.1\noptions timeout:5 attempts:3\n",
+        )
+        .unwrap();
+        let listener = Command::new("ip")
+            .args(["netns", "exec", &name, "python3", "-c"])
+            .arg("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('127.0.0.1', 53))\nprint('ready', flush=True)\nwhile True: s.recvfrom(4096)\n")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the black-hole resolver starts");
+        let mut listener = listener;
+        // Queries must reach a bound socket (else the kernel refuses them
+        // at once and the resolver gives up quickly).
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(listener.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "the black-hole resolver did not bind");
+        DeadResolver { name, listener }
+    }
+}
+
+impl Drop for DeadResolver {
+    fn drop(&mut self) {
+        let _ = self.listener.kill();
+        let _ = self.listener.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .output();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
+    }
+}
+
+/// A resolver that never answers: `resolves = false` does not pass on
+/// silence, `resolves = true` fails at the check's deadline, and the process
+/// exits right after writing the transcript instead of waiting for the
+/// resolver to give up (here 5 s x 3 attempts per query).
+#[test]
+#[cfg_attr(
+    missing = "netns",
+    ignore = "needs root and ip (iproute2) for a network namespace: ./scripts/setup.sh installs iproute2"
+)]
+fn a_dead_resolver_fails_dns_checks_at_their_deadline_and_the_process_exits() {
+    let resolver = DeadResolver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("dns.toml");
+    std::fs::write(
+        &profile,
+        "[[check]]\nid = \"dns.absent\"\nphase = \"services\"\ntimeout = \"2s\"\n[check.dns]\nname = \"db.rave.example\"\nresolves = false\n\n[[check]]\nid = \"dns.present\"\nphase = \"services\"\ntimeout = \"2s\"\n[check.dns]\nname = \"gitlab.rave.example\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let started = Instant::now();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &resolver.name])
+        .arg(env!("CARGO_BIN_EXE_spinup-smoke"))
+        .args(["run", "--profile"])
+        .arg(&profile)
+        .arg("--out")
+        .arg(&out_dir)
+        .env("NO_COLOR", "1")
+        .env_remove("SPINUP_SIGNING_KEY")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let doc = transcript(&out_dir);
+    let result = |id: &str| {
+        doc["validation_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {doc}"))
+            .clone()
+    };
+    let absent = result("dns.absent");
+    assert_eq!(absent["status"], "FAIL", "{absent}");
+    assert!(
+        absent["found"]
+            .as_str()
+            .unwrap()
+            .contains("no answer from the resolver"),
+        "{absent}"
+    );
+    let present = result("dns.present");
+    assert_eq!(present["status"], "FAIL", "{present}");
+    assert!(
+        present["found"]
+            .as_str()
+            .unwrap()
+            .contains("no answer before the deadline"),
+        "{present}"
+    );
+    // Both checks end at their 2 s deadline (they run at once); the process
+    // must not then wait the resolver's 15 s out. A wide bound: this is about
+    // not hanging, not about speed.
+    assert!(
+        took < Duration::from_secs(12),
+        "the run took {took:?}: the process waited for the resolver"
+    );
+}

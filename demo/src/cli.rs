@@ -57,7 +57,12 @@ pub fn main() -> i32 {
         Err(e) => return report_user_errors(&e.into()),
     };
     match runtime() {
-        Ok(rt) => rt.block_on(demo(args, settings)),
+        Ok(rt) => {
+            let code = rt.block_on(demo(args, settings));
+            // As `spinup-smoke run`: nothing left to wait for once it is done.
+            rt.shutdown_background();
+            code
+        }
         Err(code) => code,
     }
 }

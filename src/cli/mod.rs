@@ -75,7 +75,14 @@ pub fn main() -> i32 {
     match cli.command {
         Command::List(args) => list(&args, &settings),
         Command::Run(args) => match runtime() {
-            Ok(rt) => rt.block_on(run(args, settings)).0,
+            Ok(rt) => {
+                let code = rt.block_on(run(args, settings)).0;
+                // The artifacts are written: a lookup that the resolver never
+                // answers (its blocking thread cannot be cancelled) must not
+                // keep the process alive.
+                rt.shutdown_background();
+                code
+            }
             Err(code) => code,
         },
         Command::Verify(args) => verify(&args),

@@ -23,10 +23,12 @@ pub enum Server {
     Podman,
     Qemu,
     Sshd,
+    /// Network namespaces of the test's own: root and `ip` (iproute2).
+    Netns,
 }
 
 impl Server {
-    pub const ALL: [Server; 8] = [
+    pub const ALL: [Server; 9] = [
         Server::Postgres,
         Server::Synapse,
         Server::Prometheus,
@@ -35,6 +37,7 @@ impl Server {
         Server::Podman,
         Server::Qemu,
         Server::Sshd,
+        Server::Netns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Server {
             Server::Podman => "podman",
             Server::Qemu => "qemu",
             Server::Sshd => "sshd",
+            Server::Netns => "netns",
         }
     }
 
@@ -106,9 +110,31 @@ impl Server {
             Server::Sshd => sshd(repo)
                 .is_none()
                 .then(|| "no sshd (SSHD, .cache/sshd/usr/sbin/sshd, /usr/sbin/sshd)".to_string()),
+            Server::Netns => {
+                let missing: Vec<&str> = [
+                    on_path("ip").is_none().then_some("ip (iproute2)"),
+                    (!is_root()).then_some("root"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                (!missing.is_empty()).then(|| format!("missing: {}", missing.join(", ")))
+            }
         };
         what.map(|w| format!("{w}; ./scripts/setup.sh installs it"))
     }
+}
+
+/// Whether this process runs as root (from /proc, plain std).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// The first executable `name` on PATH.

@@ -6,17 +6,32 @@ use core::net::IpAddr;
 use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 
-/// The resolver's answers (sorted, deduplicated), or why there are none.
-pub type Facts = Result<Vec<IpAddr>, String>;
+/// What the resolver answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Facts {
+    /// Addresses (sorted, deduplicated; possibly none).
+    Addresses(Vec<IpAddr>),
+    /// An authoritative "no such name", with the resolver's words.
+    NotFound(String),
+    /// No answer: the resolver did not reply, failed, or the deadline came.
+    NoAnswer(String),
+}
 
 pub fn judge(spec: &Spec, result: &Facts) -> Verdict {
     let name = &spec.name;
     let addrs = match result {
-        Ok(a) if !a.is_empty() => a,
-        Ok(_) | Err(_) => {
-            let why = match result {
-                Err(e) => format!("{name} does not resolve: {e}"),
-                Ok(_) => format!("{name} resolves to no address"),
+        Facts::Addresses(a) if !a.is_empty() => a,
+        Facts::NoAnswer(e) if !spec.resolves => {
+            // "Does not resolve" needs a resolver that said so.
+            return Verdict::fail(
+                format!("{name} does not resolve (an authoritative negative answer)"),
+                format!("no answer from the resolver for {name}: {e}"),
+            );
+        }
+        other => {
+            let why = match other {
+                Facts::NotFound(e) | Facts::NoAnswer(e) => format!("{name} does not resolve: {e}"),
+                Facts::Addresses(_) => format!("{name} resolves to no address"),
             };
             return if spec.resolves {
                 Verdict::fail(format!("{name} resolves"), why)
@@ -58,11 +73,15 @@ pub fn judge(spec: &Spec, result: &Facts) -> Verdict {
 mod tests {
     use super::*;
 
+    /// `Err("no answer...")` stands for no answer, any other `Err` for an
+    /// authoritative "no such name".
     fn check(spec_text: &str, result: Result<Vec<&str>, &str>, pass: bool) {
         let spec: Spec = toml::from_str(&format!("name = \"db\"\n{spec_text}")).unwrap();
-        let result = result
-            .map(|v| v.iter().map(|a| a.parse().unwrap()).collect())
-            .map_err(str::to_string);
+        let result = match result {
+            Ok(v) => Facts::Addresses(v.iter().map(|a| a.parse().unwrap()).collect()),
+            Err(e) if e.starts_with("no answer") => Facts::NoAnswer(e.to_string()),
+            Err(e) => Facts::NotFound(e.to_string()),
+        };
         assert_eq!(judge(&spec, &result).pass, pass, "{spec_text} {result:?}");
     }
 
@@ -72,6 +91,9 @@ mod tests {
         check("", Err("not found"), false);
         check("", Ok(vec![]), false);
         check("resolves = false", Err("not found"), true);
+        // No answer is not "does not resolve": it fails, saying why.
+        check("resolves = false", Err("no answer before the deadline"), false);
+        check("", Err("no answer before the deadline"), false);
         check("resolves = false", Ok(vec!["10.0.0.5"]), false);
         check(
             "addresses_include = [\"10.0.0.5\"]",
