@@ -28,6 +28,14 @@
       nixosModules = {
         rave-p6 = ./nixos/rave-p6.nix;
         rave-p6-sops = ./nixos/rave-p6-sops.nix;
+        rave-agent =
+          { lib, pkgs, ... }:
+          {
+            imports = [ ./nixos/rave-agent.nix ];
+            services.rave-agent.package =
+              lib.mkDefault
+                self.packages.${pkgs.stdenv.hostPlatform.system}.rave-agent;
+          };
         spinup-smoke =
           { lib, pkgs, ... }:
           {
@@ -46,7 +54,9 @@
           craneLib = crane.mkLib pkgs;
 
           # Rust sources plus what the tests and the installed package read:
-          # check profiles, scenarios, test fixtures and demo assets.
+          # check profiles, scenarios, test fixtures, demo assets, the sops
+          # fixtures under nixos/secrets, the example target, the guest image
+          # script and flake.lock (the config phase's own fixtures).
           # (cleanCargoSource would keep only .rs and .toml files.)
           root = ./.;
           src = lib.fileset.toSource {
@@ -54,11 +64,15 @@
             fileset = lib.fileset.unions [
               ./Cargo.toml
               ./Cargo.lock
+              ./flake.lock
               (craneLib.fileset.commonCargoSources root)
               ./health-checks
               (lib.fileset.maybeMissing ./scenarios)
               (lib.fileset.maybeMissing ./tests)
               (lib.fileset.maybeMissing ./demo)
+              (lib.fileset.maybeMissing ./nixos/secrets)
+              (lib.fileset.maybeMissing ./targets)
+              (lib.fileset.maybeMissing ./scripts/build-guest-image.sh)
             ];
           };
 
@@ -72,6 +86,17 @@
 
           # Dependencies once; every check below reuses these artifacts.
           cargoArtifacts = craneLib.buildDepsOnly commonArgs;
+
+          # The reference agent (agent/): matrix-sdk without default features.
+          rave-agent = craneLib.buildPackage (
+            commonArgs
+            // {
+              inherit cargoArtifacts;
+              pname = "rave-agent";
+              cargoExtraArgs = "--locked -p rave-agent";
+              doCheck = false;
+            }
+          );
 
           spinup-smoke = craneLib.buildPackage (
             commonArgs
@@ -169,7 +194,7 @@
         in
         {
           packages = {
-            inherit spinup-smoke;
+            inherit spinup-smoke rave-agent;
             default = spinup-smoke;
           };
 

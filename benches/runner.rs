@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use spinup_smoke::os::LocalExecutor;
 use spinup_smoke::plan::Plan;
 use spinup_smoke::profile::{self, LoadOptions, Target};
 use spinup_smoke::run::{self, NoEvents, RunOptions};
@@ -55,7 +54,7 @@ fn main() {
             jobs,
             global_timeout: Duration::from_secs(600),
             artifacts_dir: dir.clone(),
-            executor: Arc::new(LocalExecutor),
+            hosts: Arc::new(spinup_smoke::host::Hosts::local()),
             redact: Arc::new(|s: &str| s.to_string()),
             safe_mode: true,
             so_far: Default::default(),

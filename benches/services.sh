@@ -46,4 +46,20 @@ print(f"spinup-smoke run --phase services:     {ours:7.3f} s (best of runs, whol
 print(f"  services phase wall time:            {phase:7.3f} s, slowest single check {slowest:.3f} s, ratio {phase / slowest if slowest else 0:.2f}")
 print(f"pytest-testinfra, same checks:         {theirs:7.3f} s ({open(sys.argv[5]).read().strip().splitlines()[-1]})")
 print(f"speed-up:                              {theirs / ours:7.1f}x")
+# The critical path: the longest chain of `needs` among the checks that ran,
+# summing each check's duration (tomllib reads the profiles' `needs`).
+import glob, tomllib
+needs = {}
+for path in glob.glob("health-checks/*.toml"):
+    for c in tomllib.load(open(path, "rb")).get("check", []):
+        needs[c["id"]] = c.get("needs", [])
+ran = {r["id"]: r["duration_ms"] / 1000 for r in doc["validation_results"]}
+memo = {}
+def chain(i):
+    if i not in memo:
+        best = max(((chain(n), n) for n in needs.get(i, []) if n in ran), default=((0.0, []), None))
+        memo[i] = (best[0][0] + ran[i], best[0][1] + [i])
+    return memo[i]
+length, path = max(chain(i) for i in ran)
+print(f"  critical path ({' -> '.join(path)}): {length:.3f} s; phase / critical path {phase / length if length else 0:.2f} (goal <= 1.2)")
 PY

@@ -14,11 +14,16 @@ let
 
   # Budgets from the P6 spec. The spec gives FULL_PIPE only as a memory range
   # (8-16 GB); its other budgets equal SAFE's.
-  safe = {
+  safe = rec {
     build_minutes = 15;
     boot_to_healthy_minutes = 10;
     health_phase_minutes = 5;
     sandbox_minutes = 20;
+    # The same in seconds, the unit the validator's phase timings use.
+    build_seconds = build_minutes * 60;
+    boot_to_healthy_seconds = boot_to_healthy_minutes * 60;
+    health_phase_seconds = health_phase_minutes * 60;
+    sandbox_seconds = sandbox_minutes * 60;
     memory_gib = 8;
     memory_bytes = 8 * gib;
     sandbox_vm = {
@@ -62,6 +67,17 @@ in
     sshd = "sshd.service";
     firewall = "nftables.service";
     validator = "spinup-smoke.service";
+  };
+
+  # The stack's services (keys of `units`), each as the validator's
+  # profiles name it (a check's `service`): config.p6.services_examined
+  # fails when one has no check in the profiles a run loads.
+  services = {
+    postgresql = "postgres";
+    gitlab = "gitlab";
+    synapse = "synapse";
+    grafana = "grafana";
+    prometheus = "prometheus";
   };
 
   # PostgreSQL databases; each is owned by the role of the same name.

@@ -129,6 +129,27 @@ in
             PasswordAuthentication = false;
             KbdInteractiveAuthentication = false;
             PermitRootLogin = "no";
+            # Modern algorithms only (a subset of what the security phase's
+            # sshd check allows, docs/checks.md): NixOS's default key
+            # exchange also offers finite-field Diffie-Hellman group exchange.
+            KexAlgorithms = [
+              "sntrup761x25519-sha512@openssh.com"
+              "curve25519-sha256"
+              "curve25519-sha256@libssh.org"
+            ];
+            Ciphers = [
+              "chacha20-poly1305@openssh.com"
+              "aes256-gcm@openssh.com"
+              "aes128-gcm@openssh.com"
+              "aes256-ctr"
+              "aes192-ctr"
+              "aes128-ctr"
+            ];
+            Macs = [
+              "hmac-sha2-512-etm@openssh.com"
+              "hmac-sha2-256-etm@openssh.com"
+              "umac-128-etm@openssh.com"
+            ];
           };
         };
       }

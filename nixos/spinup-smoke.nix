@@ -178,12 +178,14 @@ in
       wants = [ "network-online.target" ] ++ cfg.after;
       after = [ "network-online.target" ] ++ cfg.after;
       wantedBy = lib.optional cfg.startOnBoot "multi-user.target";
-      # sshd -T, nft and ss/ip for the security checks; systemctl for units.
+      # sshd -T, nft and ss/ip for the security checks, openssl for the TLS
+      # checks' older protocol versions (min_version); systemctl for units.
       path = [
         cfg.package
         config.services.openssh.package
         pkgs.nftables
         pkgs.iproute2
+        pkgs.openssl
         pkgs.systemd
         pkgs.coreutils
       ];

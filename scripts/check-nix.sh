@@ -27,7 +27,8 @@
 #                  (SPINUP_SMOKE, default target/debug/spinup-smoke) and SSHD
 #   gitlab-ci      .gitlab-ci.yml is YAML with stages build/check/smoke/verify
 #                  and the build, flake check, smoke (JUnit, matrix) and
-#                  verify jobs
+#                  verify jobs; every spinup-smoke subcommand and flag a job
+#                  uses exists in the CLI as built (SPINUP_SMOKE)
 #
 # Usage:
 #   scripts/check-nix.sh              check this tree
@@ -187,14 +188,22 @@ if not file_checks:
 for c in file_checks:
     if resolve(c["file"].get("mode_max")) != facts["secrets"]["mode_max"]:
         problems.append(f"{c['id']}: file.mode_max {c['file'].get('mode_max')!r} differs from facts secrets.mode_max {facts['secrets']['mode_max']!r}")
-sshd = [c for c in checks if "command" in c and c["command"].get("run", [None])[:2] == ["sshd", "-T"]]
-asserted = {s for c in sshd for s in c["command"].get("stdout_contains", [])}
-for wanted in ("passwordauthentication no", "permitrootlogin no"):
-    if wanted not in asserted:
-        problems.append(f"no `sshd -T` command check asserts {wanted!r}")
-nft = [c for c in checks if "command" in c and c["command"].get("run", [None])[0] == "nft"]
-if not any("policy drop" in " ".join(c["command"].get("stdout_contains", [])) for c in nft):
-    problems.append("no nft command check asserts 'policy drop' on the input chain")
+sshd = [c for c in checks if "sshd" in c]
+if not sshd:
+    problems.append("no check uses the sshd probe (effective sshd configuration)")
+for c in sshd:
+    if c["sshd"].get("root_login", "no") != "no":
+        problems.append(f"{c['id']}: sshd.root_login is {c['sshd']['root_login']!r}; a P6 host refuses root logins (\"no\")")
+nft = [c for c in checks if "nftables" in c]
+if not nft:
+    problems.append("no check uses the nftables probe (input chain policy and ports)")
+for c in nft:
+    allowed = resolve(c["nftables"].get("allowed_tcp", []))
+    if not isinstance(allowed, list) or sorted(allowed) != sorted(ports["allowed_tcp"]):
+        problems.append(f"{c['id']}: nftables.allowed_tcp {c['nftables'].get('allowed_tcp')} -> {allowed} differs from facts ports.allowed_tcp {ports['allowed_tcp']}")
+    for field, fact in (("family", "nft_family"), ("table", "nft_table"), ("chain", "input_chain")):
+        if field in c["nftables"] and resolve(c["nftables"][field]) != facts["firewall"][fact]:
+            problems.append(f"{c['id']}: nftables.{field} {c['nftables'][field]!r} differs from facts firewall.{fact} {facts['firewall'][fact]!r}")
 # Every ${facts.x.y} reference must name a scalar in rave-facts.json.
 import re
 def flatten(value, prefix, out):
@@ -542,11 +551,40 @@ for n, j in verify:
         problems.append(f"verify job {n!r} does not verify the DSSE envelopes (*.intoto.json)")
     if not j.get("needs") and not j.get("dependencies"):
         problems.append(f"verify job {n!r} does not name the smoke jobs it takes artifacts from (needs:)")
+    if j.get("when") != "always":
+        problems.append(f"verify job {n!r} must run `when: always` (a failed smoke job still archives a transcript to verify)")
+for n, j in smoke:
+    if "--image" not in script(j):
+        problems.append(f"smoke job {n!r} does not pass --image when the job knows the image")
+# Every spinup-smoke subcommand and flag the jobs use exists in the CLI as
+# built (its --help), when the binary is at hand ($SPINUP_SMOKE).
+import os, re, subprocess
+binary = os.environ.get("SPINUP_SMOKE", "")
+have_cli = bool(binary) and os.access(binary, os.X_OK)
+if have_cli:
+    helps = {}
+    for n, j in jobs.items():
+        for line in script(j).replace("\\\n", " ").splitlines():
+            for m in re.finditer(r"spinup-smoke(?: --)? ([a-z]+)([^|;&\n]*)", line):
+                sub, rest = m.group(1), m.group(2)
+                if sub not in helps:
+                    out = subprocess.run([binary, sub, "--help"], capture_output=True, text=True)
+                    helps[sub] = out.stdout if out.returncode == 0 else None
+                if helps[sub] is None:
+                    problems.append(f"job {n!r} runs `spinup-smoke {sub}`, which the CLI does not have")
+                    continue
+                for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
+                    if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", helps[sub]):
+                        problems.append(f"job {n!r} passes {flag} to `spinup-smoke {sub}`, which it does not take")
+rules = [r.get("if", "") for r in (ci.get("workflow", {}) or {}).get("rules", []) if isinstance(r, dict)]
+if not any("merge_request_event" in r for r in rules) or not any("CI_DEFAULT_BRANCH" in r for r in rules):
+    problems.append("workflow:rules must run the pipeline on merge requests and on the default branch")
 if problems:
     for p in problems:
         print(f"FAIL gitlab-ci {p}")
 else:
-    print(f"PASS gitlab-ci stages {stages}; jobs {sorted(jobs)}")
+    cli = "every spinup-smoke subcommand and flag exists" if have_cli else "CLI flags not checked: no SPINUP_SMOKE binary"
+    print(f"PASS gitlab-ci stages {stages}; jobs {sorted(jobs)}; {cli}")
 PY
 }
 
@@ -590,7 +628,7 @@ self_test() {
   expect() { # expect <case> <pass|fail> <check-name> <dir>
     local name="$1" want="$2" check="$3" dir="$4" out rc
     # host-security is skipped here (slow; its own two cases are its test).
-    out="$(CHECK_NIX_NO_GIT=1 ROOT="$dir" PYTHON="$python" SPINUP_SMOKE=/nonexistent "$script_dir/check-nix.sh" 2>&1)"; rc=$?
+    out="$(CHECK_NIX_NO_GIT=1 ROOT="$dir" PYTHON="$python" SPINUP_SMOKE="${case_cli:-/nonexistent}" "$script_dir/check-nix.sh" 2>&1)"; rc=$?
     if [ "$want" = pass ] && [ "$rc" = 0 ]; then
       echo "self-test: PASS  $name: checks pass"
     elif [ "$want" = fail ] && [ "$rc" = 1 ] && grep -q "^FAIL  $check " <<< "$out"; then
@@ -634,6 +672,10 @@ PY
   sed -i 's/^allowed = .*/allowed = [22, 3002, 8080]/' "$work/ports/health-checks/security.toml"
   expect "security.toml allows a port the facts do not" fail security-facts "$work/ports"
 
+  copy_tree "$work/nft"
+  sed -i 's/^allowed_tcp = .*/allowed_tcp = [22, 3002, 8080]/' "$work/nft/health-checks/security.toml"
+  expect "security.toml's firewall check admits a port the facts do not" fail security-facts "$work/nft"
+
   copy_tree "$work/memory"
   sed -i 's/^    gitlab = 2560;/    gitlab = 4096;/' "$work/memory/nixos/facts.nix"
   (ROOT="$work/memory" "$script_dir/gen-facts.sh" >/dev/null)
@@ -671,6 +713,24 @@ for name in [n for n, j in ci.items() if isinstance(j, dict) and j.get("stage") 
 yaml.safe_dump(ci, open(path, "w"))
 PY
   expect ".gitlab-ci.yml without the verify job" fail gitlab-ci "$work/ci"
+
+  copy_tree "$work/ci-when"
+  "$python" - "$work/ci-when/.gitlab-ci.yml" <<'PY'
+import sys, yaml
+path = sys.argv[1]
+ci = yaml.safe_load(open(path))
+for j in ci.values():
+    if isinstance(j, dict) and j.get("stage") == "verify":
+        j.pop("when", None)
+yaml.safe_dump(ci, open(path, "w"))
+PY
+  expect ".gitlab-ci.yml whose verify job skips after a failed smoke job" fail gitlab-ci "$work/ci-when"
+
+  if [ -n "${SPINUP_SMOKE:-}" ] && [ -x "${SPINUP_SMOKE}" ]; then
+    copy_tree "$work/ci-flag"
+    sed -i 's/--pubkey "\$SPINUP_PUBKEY_FILE"; then/--pubkey "$SPINUP_PUBKEY_FILE" --strict; then/' "$work/ci-flag/.gitlab-ci.yml"
+    case_cli="$SPINUP_SMOKE" expect ".gitlab-ci.yml passing a flag the CLI does not take" fail gitlab-ci "$work/ci-flag"
+  fi
 
   copy_tree "$work/yaml"
   printf 'stages: [build\n' > "$work/yaml/.gitlab-ci.yml"

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod digest;
 pub mod error;
 pub mod exit;
+pub mod host;
 pub mod os;
 pub mod plan;
 pub mod profile;

@@ -24,7 +24,17 @@ impl Plan {
     /// Builds the plan. With `phases` non-empty, only checks of those phases
     /// run, plus (transitively) the checks they need from any phase.
     pub fn build(checks: Vec<Check>, phases: &[Phase]) -> Result<Plan, UserErrors> {
-        let selected = select(&checks, phases);
+        Plan::build_where(checks, phases, |_| true)
+    }
+
+    /// The plan of the checks of `phases` that `keep` accepts, plus every
+    /// check they need (`--smoke` keeps the checks marked `smoke = true`).
+    pub fn build_where(
+        checks: Vec<Check>,
+        phases: &[Phase],
+        keep: impl Fn(&Check) -> bool,
+    ) -> Result<Plan, UserErrors> {
+        let selected = select(&checks, phases, keep);
         let checks: Vec<Check> = checks
             .into_iter()
             .filter(|c| selected.contains(&c.id))
@@ -43,6 +53,26 @@ impl Plan {
         self
     }
 
+    /// For each check, the number of checks in the longest chain that
+    /// starts with it and follows what needs it: the runner starts the
+    /// longest chains first, so a phase takes about as long as its
+    /// critical path rather than waiting behind quick checks.
+    pub fn chain_lengths(&self) -> BTreeMap<&str, usize> {
+        let mut lengths: BTreeMap<&str, usize> = BTreeMap::new();
+        // Dependencies come before what needs them: walk backwards.
+        for check in self.checks.iter().rev() {
+            let below = self
+                .checks
+                .iter()
+                .filter(|c| c.needs.contains(&check.id))
+                .map(|c| lengths.get(c.id.as_str()).copied().unwrap_or(1))
+                .max()
+                .unwrap_or(0);
+            lengths.insert(check.id.as_str(), below + 1);
+        }
+        lengths
+    }
+
     pub fn phases(&self) -> Vec<Phase> {
         let set: BTreeSet<Phase> = self.checks.iter().map(|c| c.phase).collect();
         set.into_iter().collect()
@@ -53,12 +83,12 @@ impl Plan {
     }
 }
 
-fn select(checks: &[Check], phases: &[Phase]) -> BTreeSet<String> {
+fn select(checks: &[Check], phases: &[Phase], keep: impl Fn(&Check) -> bool) -> BTreeSet<String> {
     let by_id: BTreeMap<&str, &Check> = checks.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut selected = BTreeSet::new();
     let mut stack: Vec<&str> = checks
         .iter()
-        .filter(|c| phases.is_empty() || phases.contains(&c.phase))
+        .filter(|c| (phases.is_empty() || phases.contains(&c.phase)) && keep(c))
         .map(|c| c.id.as_str())
         .collect();
     while let Some(id) = stack.pop() {
@@ -162,8 +192,12 @@ mod tests {
             probe: ProbeSpec::Tcp(tcp::Spec {
                 address: "127.0.0.1:1".into(),
                 open: true,
+                via: None,
             })
             .into_probe(),
+            logs: None,
+            when: Default::default(),
+            smoke: false,
             location: Location {
                 file: "p.toml".into(),
                 line: 1,
@@ -188,6 +222,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ids(&plan), ["z", "a", "b"]);
+    }
+
+    #[test]
+    fn chains_are_measured_from_each_check_down_to_the_last_that_needs_it() {
+        let plan = Plan::build(
+            vec![
+                check("quick", Phase::Services, &[]),
+                check("health", Phase::Services, &[]),
+                check("login", Phase::Services, &["health"]),
+                check("media", Phase::Services, &["login"]),
+                check("whoami", Phase::Services, &["health"]),
+            ],
+            &[],
+        )
+        .unwrap();
+        let lengths = plan.chain_lengths();
+        let got: Vec<(&str, usize)> = ["quick", "health", "login", "media", "whoami"]
+            .iter()
+            .map(|id| (*id, lengths[id]))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("quick", 1),
+                ("health", 3),
+                ("login", 2),
+                ("media", 1),
+                ("whoami", 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn smoke_keeps_the_marked_checks_and_what_they_need() {
+        let mut marked = check("login", Phase::Services, &["health"]);
+        marked.smoke = true;
+        let plan = Plan::build_where(
+            vec![
+                check("health", Phase::Services, &[]),
+                marked,
+                check("other", Phase::Services, &[]),
+                check("vm", Phase::Boot, &[]),
+            ],
+            &[],
+            |c| c.smoke,
+        )
+        .unwrap();
+        assert_eq!(ids(&plan), ["health", "login"]);
     }
 
     #[test]

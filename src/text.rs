@@ -1,4 +1,5 @@
-//! Bounded text: excerpts that fit a transcript field.
+//! Bounded text: excerpts that fit a transcript field; shell-style glob
+//! matching of `/`-separated paths.
 
 use std::fmt::Write as _;
 
@@ -16,9 +17,72 @@ pub fn excerpt(text: &str, max: usize) -> String {
     out
 }
 
+/// Whether `path` (components separated by `/`) matches the glob `pattern`:
+/// `*` any run of characters within a component, `?` one character, `**` a
+/// whole component matching any number of components (none included).
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let pattern: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    let path: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    match_components(&pattern, &path)
+}
+
+fn match_components(pattern: &[&str], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((&"**", rest)) => (0..=path.len()).any(|skip| match_components(rest, &path[skip..])),
+        Some((first, rest)) => match path.split_first() {
+            Some((name, tail)) => component_match(first, name) && match_components(rest, tail),
+            None => false,
+        },
+    }
+}
+
+/// `*` and `?` within one path component.
+pub fn component_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ni));
+            pi += 1;
+        } else if let Some((sp, sn)) = star {
+            pi = sp + 1;
+            ni = sn + 1;
+            star = Some((sp, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn globs_match_components_and_any_depth() {
+        for (pattern, path, want) in [
+            ("*.yaml", "a.yaml", true),
+            ("*.yaml", "dir/a.yaml", false),
+            ("**/*.yaml", "dir/sub/a.yaml", true),
+            ("**/*.yaml", "a.yaml", true),
+            ("secrets/*.sops.?aml", "secrets/x.sops.yaml", true),
+            (".demo*", ".demo-keys", true),
+            (".demo*", "demo", false),
+            ("tests/data/**", "tests/data/sops/a.yaml", true),
+            ("tests/data/**", "tests/other.rs", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+        ] {
+            assert_eq!(glob_match(pattern, path), want, "{pattern} vs {path}");
+        }
+    }
 
     #[test]
     fn excerpt_cuts_on_char_boundaries() {

@@ -1000,3 +1000,315 @@ fn a_dead_resolver_fails_dns_checks_at_their_deadline_and_the_process_exits() {
         "the run took {took:?}: the process waited for the resolver"
     );
 }
+
+/// Without `--profile` and without ./health-checks, `list` and `run` use
+/// the profiles installed beside the program (<prefix>/share/spinup-smoke),
+/// as the Nix package lays them out; `run --help` says so.
+#[test]
+fn without_profile_the_installed_health_checks_are_used() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let lone = lone_binary(dir.path());
+    let installed = dir.path().join("share/spinup-smoke/health-checks");
+    std::fs::create_dir_all(&installed).unwrap();
+    std::fs::write(
+        installed.join("one.toml"),
+        "[profile]\nname = \"installed\"\nservice = \"s\"\n\n[[check]]\nid = \"installed.file\"\nphase = \"config\"\n[check.file]\npath = \"/\"\nkind = \"directory\"\n",
+    )
+    .unwrap();
+    let cwd = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let out = Command::new(&lone)
+        .arg("list")
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("installed.file"), "{stdout}");
+
+    // A health-checks/ in the working directory wins.
+    std::fs::create_dir_all(cwd.join("health-checks")).unwrap();
+    let out = Command::new(&lone)
+        .arg("list")
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!stdout.contains("installed.file"), "{stdout}{stderr}");
+
+    let help = Command::new(&lone)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&help);
+    assert!(
+        stdout.contains("share/spinup-smoke/health-checks"),
+        "{stdout}"
+    );
+}
+
+/// The documented P6 example target loads with every profile the CI smoke
+/// jobs run (its secrets from the environment, as in GitLab CI).
+#[test]
+fn the_p6_example_target_loads_with_the_health_checks() {
+    let mut cmd = bin();
+    cmd.args([
+        "list",
+        "--profile",
+        "health-checks/",
+        "--target",
+        "targets/rave-p6.example.toml",
+    ]);
+    for var in [
+        "RAVE_SSH_KEY",
+        "RAVE_POSTGRES_ADMIN_PASSWORD",
+        "RAVE_GITLAB_DB_PASSWORD",
+        "RAVE_GRAFANA_DB_PASSWORD",
+        "RAVE_SYNAPSE_DB_PASSWORD",
+        "RAVE_SYNAPSE_OPERATOR_PASSWORD",
+        "RAVE_GITLAB_TOKEN",
+        "RAVE_OIDC_CLIENT_SECRET",
+        "RAVE_SMOKE_USER_PASSWORD",
+    ] {
+        cmd.env(var, "placeholder-from-ci");
+    }
+    let out = cmd.output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("security.sshd.effective_config"),
+        "{stdout}"
+    );
+}
+
+/// `compare OLD NEW`: both verified against the pinned key, then every kind
+/// of difference reported; the criteria decide the exit code; a tampered,
+/// unpinned or wrongly asked comparison is refused.
+#[test]
+fn compare_reports_differences_and_its_criteria_decide_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    let run_into = |name: &str, checks: &[(&str, &str)]| -> PathBuf {
+        let profile = dir.path().join(format!("{name}.toml"));
+        let body: String = checks
+            .iter()
+            .map(|(id, program)| {
+                format!("[[check]]\nid = \"{id}\"\nphase = \"services\"\n[check.command]\nrun = [\"{program}\"]\n\n")
+            })
+            .collect();
+        std::fs::write(&profile, body).unwrap();
+        let out_dir = dir.path().join(name);
+        let out = run(&[
+            "run",
+            "--profile",
+            profile.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{:?}", text(&out));
+        written(&out_dir, ".json")
+    };
+    let old = run_into(
+        "old",
+        &[
+            ("a.keeps", "true"),
+            ("b.breaks", "true"),
+            ("c.goes", "true"),
+        ],
+    );
+    let new = run_into(
+        "new",
+        &[
+            ("a.keeps", "true"),
+            ("b.breaks", "false"),
+            ("d.comes", "true"),
+        ],
+    );
+    let pubkey = public.to_str().unwrap();
+    let compare = |criteria: &str, format: &str| {
+        run(&[
+            "compare",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--pubkey",
+            pubkey,
+            "--criteria",
+            criteria,
+            "--format",
+            format,
+        ])
+    };
+
+    let out = compare("improvement", "human");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    for line in [
+        "newly failing (1):",
+        "  FAIL     b.breaks (was PASS)",
+        "appeared (1):",
+        "  PASS     d.comes",
+        "vanished (1):",
+        "  PASS     c.goes",
+        "1 unchanged",
+        "NOT MET: improvement: 1 newly failing, 1 passing check(s) vanished",
+    ] {
+        assert!(stdout.contains(line), "`{line}` in:\n{stdout}");
+    }
+
+    let out = compare("threshold=0.6", "json");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["criteria_met"], true, "{doc}");
+    assert_eq!(
+        doc["comparison"]["newly_failing"][0]["id"], "b.breaks",
+        "{doc}"
+    );
+    assert_eq!(doc["comparison"]["vanished"][0]["id"], "c.goes", "{doc}");
+
+    let out = compare("all-pass", "human");
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(text(&out)
+        .0
+        .contains("all-pass: 1 of 3 checks did not pass"));
+
+    // A changed byte in NEW: nothing is compared.
+    let tampered = dir.path().join("tampered.json");
+    let body = std::fs::read_to_string(&new)
+        .unwrap()
+        .replacen("\"FAIL\"", "\"PASS\"", 1);
+    std::fs::write(&tampered, body).unwrap();
+    let out = run(&[
+        "compare",
+        old.to_str().unwrap(),
+        tampered.to_str().unwrap(),
+        "--pubkey",
+        pubkey,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("NOT VERIFIED") && stderr.contains("nothing compared"),
+        "{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+
+    // No pinned key: refused, as verify refuses.
+    let out = run(&["compare", old.to_str().unwrap(), new.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    assert!(text(&out).1.contains("not pinned"), "{:?}", text(&out));
+
+    // Bad criteria: a usage error naming the fix.
+    let out = compare("threshold=95", "human");
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("between 0 and 1"), "{:?}", text(&out));
+}
+
+/// Completions and the man page come from the CLI's own definition: bash
+/// parses the completions, and both name every subcommand.
+#[test]
+fn completions_and_man_page_name_every_subcommand() {
+    let bash = run(&["completions", "bash"]);
+    assert_eq!(bash.status.code(), Some(0), "{:?}", text(&bash));
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("spinup-smoke.bash");
+    std::fs::write(&script, &bash.stdout).unwrap();
+    let parsed = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{:?}", text(&parsed));
+    let man = run(&["man"]);
+    assert_eq!(man.status.code(), Some(0), "{:?}", text(&man));
+    let (completions, page) = (text(&bash).0, text(&man).0);
+    assert!(
+        page.starts_with(".ie") && page.contains(".TH spinup-smoke 1"),
+        "{page}"
+    );
+    for sub in [
+        "run", "list", "verify", "compare", "keygen", "digest", "demo",
+    ] {
+        assert!(completions.contains(sub), "completions lack {sub}");
+        assert!(page.contains(sub), "the man page lacks {sub}");
+    }
+    for shell in ["zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+}
+
+/// `run --quiet`: no progress lines, only the failures and the summary;
+/// `verify --format json`: one object, valid or not, with the reason.
+#[test]
+fn quiet_runs_and_json_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = keypair(dir.path());
+    let profile = dir.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        "[[check]]\nid = \"q.pass\"\nphase = \"services\"\n[check.command]\nrun = [\"true\"]\n\n[[check]]\nid = \"q.fail\"\nphase = \"services\"\n[check.command]\nrun = [\"false\"]\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = run(&[
+        "run",
+        "--quiet",
+        "--profile",
+        profile.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains("PASS    q.pass") && !stdout.contains("== phase"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FAIL    q.fail (services)"), "{stdout}");
+    assert!(stdout.contains("FAILURE: 2 checks"), "{stdout}");
+
+    let transcript = written(&out_dir, ".json");
+    let verify = |file: &Path, pinned: bool| -> (Option<i32>, serde_json::Value) {
+        let mut args = vec!["verify", file.to_str().unwrap(), "--format", "json"];
+        if pinned {
+            args.extend(["--pubkey", public.to_str().unwrap()]);
+        }
+        let out = run(&args);
+        let doc =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {:?}", text(&out)));
+        (out.status.code(), doc)
+    };
+    let (code, doc) = verify(&transcript, true);
+    assert_eq!(code, Some(0), "{doc}");
+    assert_eq!(doc["valid"], true, "{doc}");
+    assert_eq!(doc["kind"], "transcript", "{doc}");
+    assert_eq!(doc["status"], "FAILURE", "{doc}");
+    let (code, doc) = verify(&transcript, false);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(
+        (doc["valid"].clone(), doc["pinned"].clone()),
+        (false.into(), false.into()),
+        "{doc}"
+    );
+    assert!(
+        doc["error"].as_str().unwrap().contains("not pinned"),
+        "{doc}"
+    );
+    let tampered = dir.path().join("tampered.json");
+    std::fs::write(
+        &tampered,
+        std::fs::read_to_string(&transcript)
+            .unwrap()
+            .replacen("\"FAIL\"", "\"PASS\"", 1),
+    )
+    .unwrap();
+    let (code, doc) = verify(&tampered, true);
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(doc["valid"], false, "{doc}");
+    assert!(!doc["error"].as_str().unwrap().is_empty(), "{doc}");
+}

@@ -223,3 +223,29 @@ fn profiles_load_with_the_real_loader_once_every_kind_exists() {
         "12 postgres, 8 matrix, 3 prometheus, 7 gitlab, 2 grafana, 6 networking, 5 containers"
     );
 }
+
+/// health-checks/security.toml loads with the real loader: every
+/// `${facts.*}` resolves from rave-facts.json, the TLS front's vars come
+/// from the contract, and there is one check per secret of the facts.
+#[test]
+fn security_profile_loads_with_the_facts_and_the_tls_front_vars() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let target = spinup_smoke::profile::target::load(&contract_target(dir.path())).unwrap();
+    let profiles = spinup_smoke::profile::load(
+        &[root.join("health-checks/security.toml")],
+        &target,
+        Default::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let facts: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("health-checks/rave-facts.json")).unwrap(),
+    )
+    .unwrap();
+    let secrets = facts["secrets"]["files"].as_object().unwrap().len();
+    assert_eq!(
+        profiles.checks.len(),
+        4 + secrets,
+        "sshd, ports, nftables, tls and one file check per secret"
+    );
+}

@@ -117,6 +117,41 @@ async fn synapse_login_whoami_and_a_wrong_password() {
     assert_fail_with(&v, "login refused: status 403 M_FORBIDDEN");
 }
 
+/// A homeserver reachable only "from the host": the login and whoami go
+/// through the tunnel's SOCKS proxy with `via = "host"`, not directly; a
+/// refusing tunnel fails with its reason.
+#[tokio::test]
+#[cfg_attr(
+    missing = "synapse",
+    ignore = "needs Synapse (a Python with synapse, authlib and psycopg2: SYNAPSE_PYTHON or .venv): ./scripts/setup.sh installs it"
+)]
+async fn synapse_login_whoami_via_the_hosts_tunnel() {
+    let s = synapse();
+    let port = s.url.rsplit_once(':').unwrap().1.to_string();
+    let tunnel =
+        Arc::new(testutil::RelayTunnel::new().map_name("matrix.host-only.invalid", "127.0.0.1"));
+    let mut ctx = ProbeContext::for_tests(20);
+    ctx.tunnel = Some(tunnel.clone());
+    let url = format!("http://matrix.host-only.invalid:{port}");
+    let body = format!(
+        "assert = \"login_whoami\"\nuser = \"@operator:rave.local\"\npassword = \"{}\"\nvia = \"host\"",
+        s.operator_password
+    );
+    let v = run(&spec(&url, &body), &ctx).await;
+    assert_pass(&v);
+    assert!(
+        v.evidence
+            .starts_with("via ssh relay@test-host:22 (forwarded)"),
+        "{v:?}"
+    );
+    assert!(tunnel.connections() >= 1);
+    let v = run(&spec(&url, &body.replace("\"host\"", "\"direct\"")), &ctx).await;
+    assert!(!v.pass && v.found.contains("dns error"), "{v:?}");
+    tunnel.refuse();
+    let v = run(&spec(&url, &body), &ctx).await;
+    assert_fail_with(&v, "no SOCKS proxy through ssh relay@test-host:22");
+}
+
 #[tokio::test]
 #[cfg_attr(
     missing = "synapse",
@@ -498,7 +533,7 @@ async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
         jobs: 4,
         global_timeout: Duration::from_secs(120),
         artifacts_dir: std::env::temp_dir(),
-        executor: Arc::new(spinup_smoke::os::LocalExecutor),
+        hosts: Arc::new(spinup_smoke::host::Hosts::local()),
         redact: Arc::new(move |text: &str| {
             secrets.iter().fold(text.to_string(), |acc, s| {
                 acc.replace(s.as_str(), "[REDACTED]")
@@ -525,4 +560,60 @@ async fn the_matrix_profile_passes_against_a_well_configured_synapse() {
             result.found
         );
     }
+
+    // One password login for the operator: the media round trip reused the
+    // login check's session (the same device), and the run logged it out.
+    let evidence = |id: &str| {
+        report
+            .results
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.evidence.clone())
+            .unwrap_or_default()
+    };
+    let device = |text: &str| -> String {
+        let at = text
+            .find("\"device_id\":\"")
+            .expect("a device id in the login's answer")
+            + 13;
+        text[at..].split('"').next().unwrap().to_string()
+    };
+    let login = evidence("synapse.operator_login");
+    let media = evidence("synapse.media_roundtrip");
+    assert!(login.contains("logged in here"), "{login}");
+    assert!(media.contains("by an earlier check and reused"), "{media}");
+    let shared_device = device(&login);
+    assert_eq!(device(&media), shared_device, "{media}");
+    assert!(!login.contains("access_token\":\"syt_"), "{login}");
+
+    let client = reqwest::Client::new();
+    let token = common::synapse::password_login(
+        &client,
+        &s.url,
+        "operator",
+        &s.operator_password,
+        "device census",
+    )
+    .await;
+    let gone = client
+        .get(format!(
+            "{}/_matrix/client/v3/devices/{shared_device}",
+            s.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        gone.as_u16(),
+        404,
+        "the shared session's device {shared_device} outlived the run"
+    );
+    let _ = client
+        .post(format!("{}/_matrix/client/v3/logout", s.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await;
 }

@@ -13,6 +13,7 @@ use common::idp::{self, Idp, REDIRECT};
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::oidc::{run, Spec};
+use spinup_smoke::checks::testutil::RelayTunnel;
 
 fn spec(body: &str) -> Spec {
     toml::from_str(body).unwrap_or_else(|e| panic!("{body}: {e}"))
@@ -145,4 +146,47 @@ async fn wrong_profiles_fail_for_the_right_reason() {
     ))
     .await;
     assert!(!v.pass && v.found.contains("discovery failed"), "{v:?}");
+}
+
+/// With `via = "host"` discovery, every link of the discovery document and
+/// the whole sign-in go through the tunnel's SOCKS proxy; a refusing
+/// tunnel fails with its reason.
+#[tokio::test]
+#[cfg_attr(
+    missing = "idp",
+    ignore = "needs the demo IdP (node, demo/idp/node_modules): ./scripts/setup.sh installs it"
+)]
+async fn the_login_flow_runs_through_the_hosts_tunnel() {
+    let idp = idp::start();
+    let tunnel = std::sync::Arc::new(RelayTunnel::new());
+    let mut ctx = ProbeContext::for_tests(20);
+    ctx.tunnel = Some(tunnel.clone());
+    let login = flow(&idp, "login", &idp.password, "via = \"host\"");
+    let v = run(&login, &ctx).await;
+    assert!(v.pass, "{v:?}");
+    assert!(
+        v.evidence
+            .starts_with("via ssh relay@test-host:22 (forwarded)"),
+        "{v:?}"
+    );
+    assert_no_secret(&v, &idp);
+    // Every request of the flow shares the client's kept-alive
+    // connections, all made through the proxy.
+    assert!(tunnel.connections() >= 1, "{}", tunnel.connections());
+    let before = tunnel.connections();
+    let v = run(
+        &flow(&idp, "login", &idp.password, "via = \"direct\""),
+        &ctx,
+    )
+    .await;
+    assert!(v.pass && !v.evidence.contains("forwarded"), "{v:?}");
+    assert_eq!(tunnel.connections(), before);
+    tunnel.refuse();
+    let v = run(&login, &ctx).await;
+    assert!(
+        !v.pass
+            && v.found
+                .contains("no SOCKS proxy through ssh relay@test-host:22"),
+        "{v:?}"
+    );
 }

@@ -18,7 +18,7 @@ use spinup_smoke::check::Outcome;
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::postgres::{self, Spec};
-use spinup_smoke::os::LocalExecutor;
+use spinup_smoke::checks::testutil::RelayTunnel;
 
 /// A spec for the shared cluster from the TOML body of a `[check.postgres]`.
 fn spec(body: &str) -> Spec {
@@ -93,6 +93,78 @@ async fn connect_over_a_unix_socket_directory() {
     let v = postgres::run(&spec, &ProbeContext::for_tests(20)).await;
     assert_pass(&v);
     assert!(v.evidence.contains("statvfs on this host"), "{v:?}");
+}
+
+/// A server that listens only "on the host" (its name resolves only
+/// there; its socket directory exists only there) is reached with
+/// `via = "host"` through the host's tunnel, over TCP and over its unix
+/// socket, and not directly; a refusing tunnel fails with its reason.
+#[tokio::test]
+#[cfg_attr(
+    missing = "postgres",
+    ignore = "needs PostgreSQL (initdb, pg_ctl): ./scripts/setup.sh installs it"
+)]
+async fn via_host_logs_in_through_the_hosts_tunnel() {
+    let c = cluster();
+    let remote_socket = format!("/run/postgresql-host-only/.s.PGSQL.{}", c.port);
+    let tunnel = Arc::new(
+        RelayTunnel::new()
+            .map_name("pg.host-only.invalid", "127.0.0.1")
+            .map_socket(&remote_socket, &c.dir.join(format!(".s.PGSQL.{}", c.port))),
+    );
+    let mut ctx = ProbeContext::for_tests(20);
+    ctx.tunnel = Some(tunnel.clone());
+    let table = |host: &str, rest: &str| -> Spec {
+        toml::from_str(&format!(
+            "host = \"{host}\"\nport = {}\nuser = \"rave_admin\"\npassword = \"{}\"\n{rest}",
+            c.port, c.admin_password
+        ))
+        .unwrap()
+    };
+    let over_tcp = table(
+        "pg.host-only.invalid",
+        "assert = \"connect\"\nvia = \"host\"",
+    );
+    let v = postgres::run(&over_tcp, &ctx).await;
+    assert_pass(&v);
+    assert!(
+        v.evidence
+            .starts_with("via ssh relay@test-host:22 (forwarded)"),
+        "{v:?}"
+    );
+    assert_eq!(tunnel.connections(), 1);
+    // Through a tunnel the data directory is the host's: `df` where the
+    // target's commands run, never statvfs here.
+    let disk = table(
+        "127.0.0.1",
+        "assert = \"disk\"\nmax_ratio = 1.0\nvia = \"host\"",
+    );
+    let v = postgres::run(&disk, &ctx).await;
+    assert_pass(&v);
+    assert!(v.evidence.contains("df -P -k"), "{v:?}");
+    assert_eq!(tunnel.connections(), 2);
+    let over_socket = table(
+        "/run/postgresql-host-only",
+        "assert = \"connect\"\nvia = \"host\"",
+    );
+    let v = postgres::run(&over_socket, &ctx).await;
+    assert_pass(&v);
+    assert_eq!(tunnel.connections(), 3);
+
+    let direct = table(
+        "pg.host-only.invalid",
+        "assert = \"connect\"\nvia = \"direct\"",
+    );
+    let v = postgres::run(&direct, &ctx).await;
+    assert!(!v.pass, "{v:?}");
+    assert_eq!(tunnel.connections(), 3);
+
+    tunnel.refuse();
+    let v = postgres::run(&over_tcp, &ctx).await;
+    assert_fail_with(&v, "cannot forward to pg.host-only.invalid");
+    assert_fail_with(&v, "connection to the host is down");
+    let v = postgres::run(&over_socket, &ctx).await;
+    assert_fail_with(&v, "cannot forward /run/postgresql-host-only/.s.PGSQL.");
 }
 
 #[tokio::test]
@@ -374,7 +446,7 @@ async fn run_profile(target: &Path) -> Vec<(String, Outcome, String)> {
         jobs: 4,
         global_timeout: Duration::from_secs(120),
         artifacts_dir: std::env::temp_dir(),
-        executor: Arc::new(LocalExecutor),
+        hosts: Arc::new(spinup_smoke::host::Hosts::local()),
         redact: Arc::new(move |s: &str| {
             secrets.iter().fold(s.to_string(), |acc, secret| {
                 acc.replace(secret.as_str(), "[REDACTED]")

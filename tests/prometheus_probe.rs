@@ -12,6 +12,7 @@ use common::{free_port, prometheus};
 use spinup_smoke::check::ProbeContext;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::checks::prometheus::{run, Spec};
+use spinup_smoke::checks::testutil::RelayTunnel;
 
 fn spec(url: &str, body: &str) -> Spec {
     toml::from_str(&format!("base_url = \"{url}\"\n{body}")).unwrap()
@@ -121,4 +122,60 @@ async fn a_stopped_prometheus_fails_with_the_connection_error() {
     )
     .await;
     assert!(!v.pass && v.found.contains("no answer"), "{v:?}");
+}
+
+/// A Prometheus reachable only "from the host" (its name resolves only
+/// there) answers with `via = "host"` through the tunnel's SOCKS proxy,
+/// not directly; a refusing tunnel fails with its reason.
+#[tokio::test]
+#[cfg_attr(
+    missing = "prometheus",
+    ignore = "needs Prometheus (PROMETHEUS_BIN or /usr/bin/prometheus): ./scripts/setup.sh installs it"
+)]
+async fn via_host_asks_prometheus_through_the_hosts_tunnel() {
+    let server = prometheus::start(&[]);
+    let port = server.url.rsplit_once(':').unwrap().1.to_string();
+    let tunnel = std::sync::Arc::new(
+        RelayTunnel::new().map_name("prometheus.host-only.invalid", "127.0.0.1"),
+    );
+    let mut ctx = ProbeContext::for_tests(10);
+    ctx.tunnel = Some(tunnel.clone());
+    ctx.via_host = true;
+    let url = format!("http://prometheus.host-only.invalid:{port}");
+    let table = spec(
+        &url,
+        "assert = \"query\"\nquery = 'count({__name__=~\"prometheus_.+\"})'\nmin_value = 1",
+    );
+    let mut v = run(&table, &ctx).await;
+    for _ in 0..30 {
+        if v.pass {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ctx.deadline = std::time::Instant::now() + Duration::from_secs(10);
+        v = run(&table, &ctx).await;
+    }
+    assert!(v.pass, "{v:?}");
+    assert!(
+        v.evidence
+            .starts_with("via ssh relay@test-host:22 (forwarded)"),
+        "{v:?}"
+    );
+    let through = tunnel.connections();
+    assert!(through >= 1, "{through}");
+    let direct = spec(
+        &url,
+        "assert = \"targets_up\"\njobs = [\"prometheus\"]\nvia = \"direct\"",
+    );
+    let v = run(&direct, &ctx).await;
+    assert!(!v.pass && v.found.contains("dns error"), "{v:?}");
+    assert_eq!(tunnel.connections(), through);
+    tunnel.refuse();
+    let v = run(&table, &ctx).await;
+    assert!(
+        !v.pass
+            && v.found
+                .contains("no SOCKS proxy through ssh relay@test-host:22"),
+        "{v:?}"
+    );
 }

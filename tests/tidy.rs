@@ -282,6 +282,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("web", &["error", "text"]),
     ("sysinfo", &["os"]),
     ("vm", &["error", "text", "os"]),
+    ("host", &["error", "text", "os"]),
     ("check", &["error", "text", "os", "vm"]),
     (
         "checks",
@@ -289,7 +290,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("plan", &["error", "check"]),
     ("profile", &["error", "text", "check", "checks", "plan"]),
-    ("run", &["error", "text", "os", "vm", "check", "plan"]),
+    (
+        "run",
+        &["error", "text", "os", "vm", "host", "check", "plan"],
+    ),
     ("sign", &["error", "digest"]),
     ("exit", &["check"]),
     (

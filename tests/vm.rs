@@ -21,6 +21,7 @@ use spinup_smoke::check::RunSoFar;
 use spinup_smoke::check::Verdict;
 use spinup_smoke::check::{Check, Outcome, Phase, RetryPolicy, Severity};
 use spinup_smoke::checks;
+use spinup_smoke::checks::testutil::RelayTunnel;
 use spinup_smoke::checks::ProbeSpec;
 use spinup_smoke::error::Location;
 use spinup_smoke::os::process_alive;
@@ -74,10 +75,13 @@ fn guest() -> Guest {
 fn ctx(secs: u64, artifacts: &Path, vms: &Arc<Registry>) -> ProbeContext {
     ProbeContext {
         executor: Arc::new(LocalExecutor),
+        tunnel: None,
+        via_host: false,
         deadline: Instant::now() + Duration::from_secs(secs),
         artifacts_dir: artifacts.to_path_buf(),
         so_far: Arc::new(RunSoFar::default()),
         vms: vms.clone(),
+        sessions: Default::default(),
     }
 }
 
@@ -164,9 +168,62 @@ async fn build_and_image_checks_on_the_real_guest_image() {
     );
 }
 
+/// The guest script's cache hit, from a cache directory laid out as a build
+/// leaves it (under the script's own key): the build check says "cached,
+/// built at <time>" and judges the recorded build's time, here 20 minutes
+/// against the 15-minute SAFE budget. No debootstrap runs.
+#[tokio::test]
+#[cfg_attr(
+    missing = "qemu",
+    ignore = "needs qemu-system-x86_64, qemu-img, ssh and debootstrap (or SPINUP_SMOKE_GUEST_DIR): ./scripts/setup.sh installs them"
+)]
+async fn the_guest_script_reports_a_cache_hit_with_the_real_build_time() {
+    let cache = tempfile::tempdir().unwrap();
+    let key = &spinup_smoke::digest::sha256_file(&script()).unwrap()["sha256:".len()..][..16];
+    let dir = cache.path().join("guest").join(key);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "guest.qcow2",
+        "vmlinuz",
+        "initrd.img",
+        "ssh_host_ed25519_key.pub",
+        "complete",
+    ] {
+        std::fs::write(dir.join(f), "x").unwrap();
+    }
+    std::fs::write(
+        dir.join("build_info"),
+        "build_started=2026-12-01T10:00:00Z\nbuild_finished=2026-12-01T10:20:00Z\nbuild_seconds=1200\n",
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let build = |budget: &str| -> checks::build::Spec {
+        toml::from_str(&format!(
+            "command = [{:?}, {:?}]\nmax_duration = {budget:?}\nenv = {{ SPINUP_SMOKE_CACHE_DIR = {:?} }}",
+            script().display().to_string(),
+            out.path().display().to_string(),
+            cache.path().display().to_string()
+        ))
+        .unwrap()
+    };
+    let vms = Arc::new(Registry::new());
+    let v = checks::build::run(&build("900s"), &ctx(60, out.path(), &vms)).await;
+    assert!(!v.pass, "{v:?}");
+    assert!(
+        v.found.contains("cached, built at 2026-12-01T10:20:00Z (the build ran 1200s from 2026-12-01T10:00:00Z), over the 900s budget"),
+        "{v:?}"
+    );
+    assert_eq!(v.metrics["build_seconds"], 1200.0);
+    let v = checks::build::run(&build("30m"), &ctx(60, out.path(), &vms)).await;
+    assert!(v.pass && v.found.contains("cached, built at"), "{v:?}");
+    assert!(out.path().join("guest.qcow2").exists());
+}
+
 /// One boot serves the boot phase: the boot check, commands over ssh, the
 /// systemd checks over D-Bus (each passing and failing for a real reason),
-/// then the registry's `teardown_all` leaves nothing behind.
+/// the same guest read as "the check's host" through a relaying tunnel (a
+/// flapping service failing `max_restarts`), then the registry's
+/// `teardown_all` leaves nothing behind.
 #[tokio::test]
 #[cfg_attr(
     missing = "qemu",
@@ -199,6 +256,10 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
         checks::vm_command::run(&command("run = [\"nproc\"]\nstdout_equals = \"2\\n\""), &c).await;
     assert!(v.pass, "{v:?}");
     assert!(v.evidence.contains("ssh root@127.0.0.1"), "{v:?}");
+    // A guest with another CPU count fails the same check, saying what it has.
+    let v =
+        checks::vm_command::run(&command("run = [\"nproc\"]\nstdout_equals = \"3\\n\""), &c).await;
+    assert!(!v.pass && v.found.contains("stdout is \"2\\n\""), "{v:?}");
     let v = checks::vm_command::run(&command("script = \"echo in-guest >&2; exit 7\""), &c).await;
     assert!(!v.pass && v.found.contains("exit code 7"), "{v:?}");
     assert!(v.evidence.contains("in-guest"), "{v:?}");
@@ -256,6 +317,54 @@ async fn a_booted_guest_answers_ssh_and_systemd_over_dbus_and_is_torn_down() {
         !v.pass && v.found.contains("spinup-breaks.service"),
         "{v:?}"
     );
+
+    // The same guest as "the check's host": no `vm`, the host's system bus
+    // through its tunnel (here a relay to the guest's forwarded bus), the
+    // target's commands over ssh. A service that keeps exiting under
+    // Restart=always is flapping: NRestarts over max_restarts fails it.
+    let v = checks::vm_command::run(
+        &command("run = [\"systemd-run\", \"--unit=spinup-flaps\", \"-p\", \"Restart=always\", \"-p\", \"RestartSec=500ms\", \"-p\", \"StartLimitIntervalSec=0\", \"/bin/sh\", \"-c\", \"sleep 0.2; exit 3\"]"),
+        &c,
+    )
+    .await;
+    assert!(v.pass, "{v:?}");
+    let tunnel = Arc::new(RelayTunnel::new().map_socket(
+        "/run/dbus/system_bus_socket",
+        &vm.work_dir.join("system_bus.sock"),
+    ));
+    let mut host = ctx(120, artifacts.path(), &vms);
+    host.executor = Arc::new(vm.executor());
+    host.tunnel = Some(tunnel.clone());
+    let on_host = |text: &str| -> checks::systemd::Spec { toml::from_str(text).unwrap() };
+    let v = checks::systemd::run(
+        &on_host("assert = \"units_active\"\nunits = [\"ssh.service\", \"postgresql@15-main.service\"]\nmax_restarts = 0"),
+        &host,
+    )
+    .await;
+    assert!(v.pass, "{v:?}");
+    assert!(v.expected.contains("on ssh relay@test-host:22"), "{v:?}");
+    assert!(tunnel.connections() >= 1);
+    let flapping = on_host(
+        "assert = \"units_active\"\nunits = [\"ssh.service\", \"spinup-flaps.service\"]\nmax_restarts = 1\nsub_state = \"running\"",
+    );
+    let v = until_pass(60, || async {
+        let v = checks::systemd::run(&flapping, &host).await;
+        // Passes (the loop stops) once the restart count has shown.
+        Verdict {
+            pass: v.found.contains("more than max_restarts = 1"),
+            ..v
+        }
+    })
+    .await;
+    assert!(v.pass, "never over the limit: {v:?}");
+    let v = checks::systemd::run(&flapping, &host).await;
+    assert!(!v.pass, "{v:?}");
+    assert!(
+        v.found.contains("spinup-flaps.service") && v.found.contains("(flapping)"),
+        "{v:?}"
+    );
+    assert!(!v.found.contains("ssh.service"), "{v:?}");
+    eprintln!("flapping: {}", v.found);
 
     let rss_during = rss_kib();
     eprintln!("validator RSS with a VM running: {rss_during} KiB (before boot {rss_before} KiB)");
@@ -424,6 +533,9 @@ async fn run_tears_down_the_vms_it_booted_before_it_returns() {
         hint: None,
         stand_in: false,
         probe: ProbeSpec::Vm(boot_spec(name, &guest.image, &guest, "")).into_probe(),
+        logs: None,
+        when: Default::default(),
+        smoke: false,
         location: Location {
             file: "vm.toml".into(),
             line: 1,
@@ -435,7 +547,7 @@ async fn run_tears_down_the_vms_it_booted_before_it_returns() {
         jobs: 1,
         global_timeout: Duration::from_secs(1200),
         artifacts_dir: artifacts.path().to_path_buf(),
-        executor: Arc::new(LocalExecutor),
+        hosts: Arc::new(spinup_smoke::host::Hosts::local()),
         redact: Arc::new(|s: &str| s.to_string()),
         safe_mode: true,
         so_far: Default::default(),
@@ -513,4 +625,14 @@ fn the_vm_scenario_loads_with_the_real_loader() {
     for kind in ["build", "image", "vm", "systemd", "vm_command", "sandbox"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
+    // The build budget is the facts' SAFE one: 15 minutes.
+    let build = profiles
+        .checks
+        .iter()
+        .find(|c| c.id == "vm.image-builds")
+        .unwrap();
+    let Some(ProbeSpec::Build(spec)) = build.probe.as_any().downcast_ref::<ProbeSpec>() else {
+        panic!("vm.image-builds is not a build check");
+    };
+    assert_eq!(spec.max_duration.0, Duration::from_secs(900));
 }

@@ -78,6 +78,36 @@ let
       };
     };
 
+  # A TLS-only front on facts.ports.https for nodes without the stack:
+  # nginx with the fixtures' certificate (for ${domain}, signed by ca.pem)
+  # and the key sops-nix would place, TLS 1.2 and 1.3 only. `tlsFrontVars`
+  # are the target vars health-checks/security.toml reads for it.
+  tlsFront = {
+    services.nginx = {
+      enable = true;
+      recommendedTlsSettings = true;
+      virtualHosts.${domain} = {
+        onlySSL = true;
+        listen = [
+          {
+            addr = "0.0.0.0";
+            port = facts.ports.https;
+            ssl = true;
+          }
+        ];
+        sslCertificate = "${secrets}/tls_cert.pem";
+        sslCertificateKey = "${facts.secrets.dir}/tls_key";
+        locations."/".return = "200 ok";
+      };
+    };
+  };
+  tlsFrontVars = {
+    host = domain;
+    address = "127.0.0.1:${toString facts.ports.https}";
+    url = "https://127.0.0.1:${toString facts.ports.https}";
+    ca_file = "${secrets}/ca.pem";
+  };
+
   # The common shape of a test node: console-only test VM, no DHCP client
   # (its UDP socket is not part of the P6 allow-list), the validator
   # installed as a unit that the test script starts.
@@ -159,5 +189,7 @@ in
     pythonHelpers
     domain
     facts
+    tlsFront
+    tlsFrontVars
     ;
 }

@@ -7,6 +7,15 @@
   modules,
   fixtures,
 }:
+let
+  # The phases it examines: the node's unit runs them and the script expects
+  # them (nodes-eval.nix reads them from the node, never from a copy).
+  phases = [
+    "config"
+    "boot"
+    "security"
+  ];
+in
 pkgs.testers.runNixOSTest {
   name = "spinup-smoke-minimal";
 
@@ -14,6 +23,7 @@ pkgs.testers.runNixOSTest {
     imports = [
       (fixtures.node { inherit modules; })
       (fixtures.module { declareUsers = true; })
+      fixtures.tlsFront
     ];
     services.rave-p6 = {
       enable = true;
@@ -24,15 +34,14 @@ pkgs.testers.runNixOSTest {
         fixtures.nodeProfiles
         "${spinup-smoke}/share/spinup-smoke/health-checks/security.toml"
       ];
-      phases = [
-        "config"
-        "boot"
-        "security"
-      ];
+      inherit phases;
       target = {
         name = "vm-minimal";
         rave_version = "P6-vm-test";
-        vars.host = "127.0.0.1";
+        vars = {
+          host = "127.0.0.1";
+          tls_front = fixtures.tlsFrontVars;
+        };
       };
     };
   };
@@ -53,12 +62,12 @@ pkgs.testers.runNixOSTest {
     assert document["overall_status"] == "WARNING", document["overall_status"]
     assert document["test_summary"]["failed"] == 0, document["test_summary"]
     ran = {p["phase"] for p in document["phases"] if p["status"] == "RAN"}
-    assert {"config", "boot", "security"} <= ran, ran
+    assert set(${builtins.toJSON phases}) <= ran, ran
     seen = outcomes(document)
     for check in ["node.config.sshd_valid", "node.boot.system_running",
-                  "security.sshd.password_auth_off", "security.sshd.root_login_off",
-                  "security.ports.allow_list", "security.firewall.input_default_drop",
-                  "security.secrets.signing_key"]:
+                  "security.sshd.effective_config", "security.ports.allow_list",
+                  "security.firewall.input_chain", "security.tls.front",
+                  "security.secrets.tls_key", "security.secrets.signing_key"]:
         assert seen.get(check) in ("passed", "pass"), f"{check}: {seen.get(check)}"
 
     machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")

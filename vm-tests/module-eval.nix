@@ -83,6 +83,32 @@ let
     { services.spinup-smoke.signingKeyFile = lib.mkForce "/nix/store/00000000000000000000000000000000-key"; }
   ];
 
+  # The agent and the validator on the stack, every secret from sops-nix.
+  withAgent = eval [
+    stack
+    sopsStub
+    ../nixos/rave-p6-sops.nix
+    ../nixos/rave-agent.nix
+    (
+      { config, ... }:
+      {
+        sops.secrets.rave_agent_password.mode = "0400";
+        sops.secrets.rave_agent_gitlab_token.mode = "0400";
+        sops.secrets.spinup_signing_key.mode = "0400";
+        services.rave-agent = {
+          enable = true;
+          package = pkgs.rave-agent;
+          user = "@rave-agent:rave.local";
+          passwordFile = config.sops.secrets.rave_agent_password.path;
+          gitlabTokenFile = config.sops.secrets.rave_agent_gitlab_token.path;
+          allowedUsers = [ "@operator:rave.local" ];
+        };
+        services.spinup-smoke.signingKeyFile = lib.mkForce config.sops.secrets.spinup_signing_key.path;
+      }
+    )
+  ];
+  agentUnit = withAgent.systemd.services.rave-agent;
+
   units = good.systemd.services;
   unit = service: lib.removeSuffix ".service" facts.units.${service};
   validator = units.${unit "validator"};
@@ -250,6 +276,27 @@ let
         && !(host.systemd.services ? rave-p6-oauth-apps)
         && failedAssertions host == [ ];
       found = null;
+    }
+    {
+      what = "rave-agent runs on the stack with its password and GitLab token from sops-nix as systemd credentials, never on its command line";
+      ok =
+        agentUnit.serviceConfig.LoadCredential == [
+          "password:/run/secrets-sops/rave_agent_password"
+          "gitlab-token:/run/secrets-sops/rave_agent_gitlab_token"
+        ]
+        && lib.hasPrefix "${pkgs.rave-agent}/bin/rave-agent --config " agentUnit.serviceConfig.ExecStart
+        && !(lib.hasInfix "secrets" agentUnit.serviceConfig.ExecStart)
+        && agentUnit.serviceConfig.DynamicUser
+        && lib.elem "matrix-synapse.service" agentUnit.after
+        && failedAssertions withAgent == [ ];
+      found = agentUnit.serviceConfig;
+    }
+    {
+      what = "the validator's unit signs with the key sops-nix decrypts, next to the agent";
+      ok = lib.hasInfix "/run/secrets-sops/spinup_signing_key" (
+        builtins.toJSON withAgent.systemd.services.${unit "validator"}
+      );
+      found = withAgent.systemd.services.${unit "validator"}.serviceConfig or null;
     }
     {
       what = "the stack without a TLS certificate is refused";

@@ -5,11 +5,13 @@
 # nothing on the machine itself changes. It plays the two security VM tests
 # on machines that cannot build NixOS:
 #
-#   locked    sshd without passwords or root login, nftables input policy
-#             drop with 22 and 3002 open, secrets 0400 with their owners
+#   locked    sshd without passwords or root login and with modern
+#             algorithms only, nftables input policy drop with 22 and 3002
+#             open, a TLS 1.2+ front on 3002 (openssl s_server) with a
+#             chain to its CA, secrets 0400 with their owners on a tmpfs
 #             -> spinup-smoke run exits 0, every security check passes
 #   weakened  the same with PasswordAuthentication yes and a listener on
-#             8080 -> exit 1, exactly security.sshd.password_auth_off and
+#             8080 -> exit 1, exactly security.sshd.effective_config and
 #             security.ports.allow_list fail, the rest pass
 #
 # Both transcripts must verify against the run's public key.
@@ -18,7 +20,8 @@
 # Environment: SPINUP_SMOKE (validator binary; default spinup-smoke on PATH,
 # else target/debug/spinup-smoke), SSHD (an sshd binary; default sshd on
 # PATH; `apt-get download openssh-server` + `dpkg -x` gives one without
-# installing the service). Needs root, ip, nft, unshare, ssh-keygen, python3.
+# installing the service). Needs root, ip, nft, unshare, ssh-keygen, openssl,
+# python3.
 # Exit status: 0 both cases behaved, 1 one did not, 2 a tool is missing.
 set -euo pipefail
 
@@ -73,6 +76,9 @@ HostKey /etc/ssh/ssh_host_ed25519_key
 PasswordAuthentication $password
 KbdInteractiveAuthentication no
 PermitRootLogin no
+KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org
+Ciphers chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr
+MACs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com
 UsePAM no
 PidFile /run/sshd.pid
 EOF
@@ -95,13 +101,17 @@ EOF
   # sshd re-executes itself, so it wants an absolute path.
   "$(command -v sshd)" -D -e 2>"$work/sshd.$case_name.log" &
   pids+=("$!")
+  # The TLS front: TLS 1.2 and 1.3 only, the leaf of the test CA.
+  openssl s_server -quiet -www -accept 3002 -no_tls1 -no_tls1_1 \
+    -cert "$work/tls/leaf.pem" -key "$work/tls/leaf.key" </dev/null >/dev/null 2>&1 &
+  pids+=("$!")
   if [ "$case_name" = weakened ]; then
     python3 -m http.server 8080 --bind 0.0.0.0 >/dev/null 2>&1 &
     pids+=("$!")
   fi
   for _ in $(seq 50); do
     listening="$(awk 'NR > 1 && $4 == "0A" { print $2 }' /proc/net/tcp)"
-    if grep -q ':0016$' <<< "$listening" \
+    if grep -q ':0016$' <<< "$listening" && grep -q ':0BBA$' <<< "$listening" \
        && { [ "$case_name" != weakened ] || grep -q ':1F90$' <<< "$listening"; }; then
       break
     fi
@@ -116,6 +126,7 @@ EOF
 
   status=0
   "$validator" run --profile "$root/health-checks/security.toml" --phase security \
+    --target "$work/target.toml" \
     --key "$work/signing.key" --out "$work/out.$case_name" --format human > "$work/run.$case_name.log" 2>&1 \
     || status=$?
   kill "${pids[@]}" 2>/dev/null || true
@@ -129,7 +140,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 validator="${SPINUP_SMOKE:-$(command -v spinup-smoke || echo "$root/target/debug/spinup-smoke")}"
 sshd_bin="${SSHD:-$(command -v sshd || true)}"
-for tool in ip nft unshare ssh-keygen python3; do
+for tool in ip nft unshare ssh-keygen openssl python3; do
   command -v "$tool" >/dev/null || { echo "namespace-security.sh: $tool not found" >&2; exit 2; }
 done
 [ -x "$validator" ] || { echo "namespace-security.sh: no validator at $validator; set SPINUP_SMOKE" >&2; exit 2; }
@@ -150,6 +161,25 @@ trap cleanup EXIT
 mkdir -p "$work/bin"
 ln -s "$sshd_bin" "$work/bin/sshd"
 "$validator" keygen --out "$work/signing" >/dev/null
+# A CA and the TLS front's certificate for rave.local (RSA 2048, 90 days).
+mkdir -p "$work/tls"
+(
+  cd "$work/tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=namespace test CA" \
+    -keyout ca.key -out ca.pem 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=rave.local" -keyout leaf.key -out leaf.csr 2>/dev/null
+  printf 'subjectAltName=DNS:rave.local,IP:127.0.0.1\n' > san.ext
+  openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 90 \
+    -extfile san.ext -out leaf.pem 2>/dev/null
+)
+cat > "$work/target.toml" <<EOF
+name = "namespace-host"
+rave_version = "P6-namespace"
+[vars]
+tls_front.host = "rave.local"
+tls_front.address = "127.0.0.1:3002"
+tls_front.ca_file = "$work/tls/ca.pem"
+EOF
 ip netns add "$ns"
 
 failures=0
@@ -167,7 +197,7 @@ for case_name in locked weakened; do
   fi
   want_status=0 want_failed=""
   if [ "$case_name" = weakened ]; then
-    want_status=1 want_failed="security.ports.allow_list security.sshd.password_auth_off"
+    want_status=1 want_failed="security.ports.allow_list security.sshd.effective_config"
   fi
   failed="$(python3 -c '
 import json, sys

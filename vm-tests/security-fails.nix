@@ -1,6 +1,7 @@
 # (4) The security checks can fail: a node with ssh password logins on and
-# an extra service listening on an open port 8080. The security phase must
-# FAIL (exit 1) naming exactly those two checks; the others still pass.
+# an extra service listening on port 8080, which the firewall opens. The
+# security phase must FAIL (exit 1) naming exactly the sshd, listening
+# sockets and firewall checks; the others still pass.
 {
   pkgs,
   spinup-smoke,
@@ -21,6 +22,7 @@ pkgs.testers.runNixOSTest {
       imports = [
         modules.spinup-smoke
         (fixtures.module { declareUsers = true; })
+        fixtures.tlsFront
       ];
       networking.useDHCP = false;
       networking.nftables.enable = true;
@@ -55,6 +57,7 @@ pkgs.testers.runNixOSTest {
         target = {
           name = "vm-security-fails";
           rave_version = "P6-vm-test";
+          vars.tls_front = fixtures.tlsFrontVars;
         };
       };
     };
@@ -75,13 +78,15 @@ pkgs.testers.runNixOSTest {
     assert document["overall_status"] != "SUCCESS", document["overall_status"]
     seen = outcomes(document)
     failed = sorted(k for k, v in seen.items() if v in ("failed", "fail"))
-    assert failed == ["security.ports.allow_list", "security.sshd.password_auth_off"], failed
-    for check in ["security.sshd.root_login_off", "security.firewall.input_default_drop",
+    assert failed == ["security.firewall.input_chain", "security.ports.allow_list",
+                      "security.sshd.effective_config"], failed
+    for check in ["security.tls.front",
                   "security.secrets.signing_key"]:
         assert seen.get(check) in ("passed", "pass"), f"{check}: {seen.get(check)}"
 
-    # The evidence names the extra port.
+    # The evidence names the extra port and the password logins.
     machine.succeed(f"grep -q '${toString extraPort}' {path}")
+    machine.succeed(f"grep -q 'passwordauthentication yes' {path}")
     # A failing run is still signed and verifiable.
     machine.succeed(f"spinup-smoke verify {path} --pubkey {PUBKEY}")
   '';

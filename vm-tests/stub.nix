@@ -38,9 +38,12 @@ let
       generate = name: _value: store name;
     };
     testers.runNixOSTest = test: test;
+    dockerTools.buildImage = args: fakePackage "docker-image-${args.name}";
+    pkgsStatic.busybox = fakePackage "busybox";
   }
   // lib.genAttrs [
     "spinup-smoke"
+    "rave-agent"
     "coreutils"
     "nftables"
     "iproute2"

@@ -15,6 +15,7 @@ pkgs.testers.runNixOSTest {
     imports = [
       (fixtures.node { inherit modules; })
       (fixtures.module { declareUsers = true; })
+      fixtures.tlsFront
     ];
     services.rave-p6 = {
       enable = true;
@@ -26,6 +27,7 @@ pkgs.testers.runNixOSTest {
       target = {
         name = "vm-tamper";
         rave_version = "P6-vm-test";
+        vars.tls_front = fixtures.tlsFrontVars;
       };
     };
   };

@@ -1,6 +1,7 @@
 //! Where the demo's files are: the IdP (`demo/idp`), the stand-ins
 //! (`demo/standins`), `scripts/build-guest-image.sh`, the profiles it runs
-//! (`health-checks/`, `scenarios/`) and, optionally, the `.venv` holding
+//! (`health-checks/`, `scenarios/`), the facts that name the guest's
+//! secrets (`health-checks/rave-facts.json`) and, optionally, the `.venv` holding
 //! Synapse. Found at run time, never in the build directory:
 //!
 //! 1. `--assets DIR` (or `SPINUP_SMOKE_ASSETS`), which must hold them;
@@ -12,10 +13,11 @@ use std::path::{Path, PathBuf};
 use spinup_smoke::error::UserError;
 
 /// What a directory must hold to serve as the demo's assets.
-pub const REQUIRED: [&str; 3] = [
+pub const REQUIRED: [&str; 4] = [
     "demo/idp/server.mjs",
     "demo/standins/gitlab_grafana_standin.py",
     "scripts/build-guest-image.sh",
+    "health-checks/rave-facts.json",
 ];
 
 /// A directory holding every asset the demo needs (absolute).

@@ -101,13 +101,15 @@ async fn demo(args: DemoArgs, settings: EnvSettings) -> i32 {
             profiles: crate::PROFILES.iter().map(|p| assets.join(p)).collect(),
             target: Some(started.target.clone()),
             phases: Vec::new(),
+            smoke: false,
         },
         image: Some(started.image.clone()),
         key: args.key.clone(),
         out: args.out.clone(),
         jobs: 16,
         format: Format::Human,
-        require_phases: Vec::new(),
+        require_phases: crate::required_phases(),
+        quiet: false,
     };
     let (mut code, written) = spinup_smoke::cli::run(run_args, settings).await;
     if let Some(written) = &written {
@@ -136,6 +138,7 @@ async fn demo(args: DemoArgs, settings: EnvSettings) -> i32 {
                 trust_embedded_key: pubkey.is_none(),
                 pubkey: pubkey.clone(),
                 image: Some(started.image.clone()),
+                format: "human".into(),
             });
             code = code.max(verdict);
         }

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::guest::Guest;
+use super::ca::DemoCa;
+use super::guest::{Guest, GuestHost};
 use super::process::{run_to_end, spawn, Launch};
 use super::{python, secret, write_private, Layout, Ports};
 use spinup_smoke::error::UserError;
@@ -238,6 +239,17 @@ rc_login:
   address: {{per_second: 50, burst_count: 500}}
   account: {{per_second: 50, burst_count: 500}}
   failed_attempts: {{per_second: 50, burst_count: 500}}
+# The agent phase sends commands and the agent answers them, run after run.
+rc_message: {{per_second: 50, burst_count: 500}}
+rc_invites:
+  per_room: {{per_second: 50, burst_count: 500}}
+  per_user: {{per_second: 50, burst_count: 500}}
+rc_joins:
+  local: {{per_second: 50, burst_count: 500}}
+# The bcrypt cost of Synapse's own test configuration (production keeps
+# the default 12): a password login costs ~1 ms instead of ~450 ms. Both the
+# validator and the peers it is benchmarked against pay the same cost.
+bcrypt_rounds: 4
 oidc_providers:
   - idp_id: rave
     idp_name: "RAVE SSO"
@@ -322,6 +334,9 @@ pub async fn register_synapse_users(layout: &Layout, ports: &Ports) -> Result<()
     for (user, password_secret, admin) in [
         ("admin", "synapse_admin_password", true),
         ("operator", "synapse_operator_password", false),
+        // The agent, and a user it must refuse (scenarios/agent.toml).
+        ("rave-agent", "rave_agent_password", false),
+        ("outsider", "synapse_outsider_password", false),
     ] {
         let password = secret(state, password_secret)?;
         let nonce: serde_json::Value = client
@@ -402,36 +417,13 @@ pub fn prometheus(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
     )
 }
 
-/// A demo CA, a certificate for rave.local (and 127.0.0.1), and nginx in front.
-pub fn tls_front(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
+/// A certificate for rave.local (and 127.0.0.1) from the demo CA, and nginx in front.
+pub fn tls_front(layout: &Layout, ports: &Ports, ca: &DemoCa) -> Result<u32, UserError> {
     let state = &layout.state;
     let tls = state.join("tls");
-    let err = |e: rcgen::Error| UserError::new(format!("cannot make the demo certificates: {e}"));
-    let ca_key = rcgen::KeyPair::generate().map_err(err)?;
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "RAVE demo CA");
-    let ca = ca_params.self_signed(&ca_key).map_err(err)?;
-    let key = rcgen::KeyPair::generate().map_err(err)?;
-    let mut params =
-        rcgen::CertificateParams::new(vec!["rave.local".to_string(), "127.0.0.1".to_string()])
-            .map_err(err)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "rave.local");
-    let now = chrono::Utc::now();
-    use chrono::Datelike;
-    let start = now - chrono::Duration::days(1);
-    let end = now + chrono::Duration::days(90);
-    params.not_before = rcgen::date_time_ymd(start.year(), start.month() as u8, start.day() as u8);
-    params.not_after = rcgen::date_time_ymd(end.year(), end.month() as u8, end.day() as u8);
-    let leaf = params.signed_by(&key, &ca, &ca_key).map_err(err)?;
-    std::fs::write(tls.join("ca.pem"), ca.pem()).map_err(|e| UserError::new(e.to_string()))?;
-    std::fs::write(tls.join("front.pem"), format!("{}{}", leaf.pem(), ca.pem()))
-        .map_err(|e| UserError::new(e.to_string()))?;
-    write_private(&tls.join("front.key"), &key.serialize_pem())?;
+    let (chain, key) = ca.leaf()?;
+    std::fs::write(tls.join("front.pem"), chain).map_err(|e| UserError::new(e.to_string()))?;
+    write_private(&tls.join("front.key"), &key)?;
     let dir = state.join("nginx");
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(dir.join("tmp"), std::fs::Permissions::from_mode(0o1777));
@@ -500,8 +492,10 @@ http {{
 }
 
 /// The target file the profiles read (see docs/demo.md): the running stack
-/// and the guest image, for every phase the demo runs.
-pub fn target_toml(layout: &Layout, ports: &Ports, guest: &Guest) -> String {
+/// and the guest image, for every phase the demo runs. The TLS front
+/// (`tls_front.*`) is the guest's nginx on 3002, P6's public port, as QEMU
+/// forwards it; this machine's nginx (`proxy.url`) fronts Synapse and the IdP.
+pub fn target_toml(layout: &Layout, ports: &Ports, guest: &Guest, host: &GuestHost) -> String {
     let state = &layout.state;
     let s = |p: PathBuf| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
     let mut text = format!(
@@ -530,17 +524,28 @@ idp.client_id = "spinup-smoke"
 idp.redirect_uri = "http://127.0.0.1/spinup-smoke/callback"
 prometheus.url = "http://127.0.0.1:{prom}"
 tls_front.host = "rave.local"
-tls_front.address = "127.0.0.1:{tls}"
-tls_front.url = "https://127.0.0.1:{tls}"
+tls_front.address = "127.0.0.1:{guest_tls}"
+tls_front.url = "https://127.0.0.1:{guest_tls}"
 tls_front.ca_file = {ca}
 gitlab.url = "http://127.0.0.1:{gitlab}"
 grafana.url = "http://127.0.0.1:{grafana}"
 containers.socket = {podman}
 containers.image = "{container_image}"
+repo.root = {repo}
+config.sops_files = {sops}
+stack.pid_dir = {pid_dir}
+guest.ssh_address = "127.0.0.1:{guest_ssh}"
+proxy.url = "https://127.0.0.1:{tls}"
+agent.user = "@rave-agent:rave.local"
+agent.room = "{agent_room}"
+agent.outsider_user = "outsider"
+agent.gitlab_namespace = "rave"
 
 [secrets]
 "#,
         pg = ports.postgres,
+        // Spelled here: `"#` would end the raw string.
+        agent_room = "#rave-control:rave.local",
         data = s(state.join("postgres/data")),
         syn = ports.synapse,
         metrics = ports.synapse_metrics,
@@ -556,6 +561,11 @@ containers.image = "{container_image}"
         image = s(guest.image.clone()),
         kernel = s(guest.kernel.clone()),
         initrd = s(guest.initrd.clone()),
+        repo = s(layout.assets.root().to_path_buf()),
+        sops = s(layout.assets.join("nixos/secrets/*.sops.yaml")),
+        pid_dir = s(state.join("run")),
+        guest_ssh = host.ssh_port,
+        guest_tls = host.tls_port,
     );
     for name in super::SECRETS {
         text.push_str(&format!(
@@ -563,12 +573,62 @@ containers.image = "{container_image}"
             s(state.join("secrets").join(name))
         ));
     }
+    text.push_str(&format!(
+        "guest_ssh_key = {{ file = {} }}\n",
+        s(host.key.clone())
+    ));
+    text.push_str(&guest_host_table(host));
     text.push_str(
         r#"
 [stand_ins]
-gitlab = "demo stand-in (demo/standins/gitlab_grafana_standin.py replays GitLab's recorded API shapes)"
-grafana = "demo stand-in (demo/standins/gitlab_grafana_standin.py replays Grafana's recorded API shapes)"
+gitlab = "demo stand-in (demo/standins/gitlab_grafana_standin.py answers GitLab's API shapes; readiness and runners from the demo's PostgreSQL)"
+grafana = "demo stand-in (demo/standins/gitlab_grafana_standin.py answers Grafana's API shapes; database health from the demo's PostgreSQL)"
 "#,
     );
+    // A failed check of a component carries the tail of its log.
+    text.push_str("\n[logs]\n");
+    for (service, log) in [
+        ("postgres", "postgresql"),
+        ("synapse", "synapse"),
+        ("prometheus", "prometheus"),
+        ("gitlab", "standins"),
+        ("grafana", "standins"),
+        ("network", "nginx-error"),
+        ("containers", "podman"),
+        ("idp", "idp"),
+        ("agent", super::AGENT),
+    ] {
+        text.push_str(&format!(
+            "{service} = {{ file = {} }}\n",
+            s(super::process::log_path(state, log))
+        ));
+    }
     text
+}
+
+/// `[hosts.guest]`: the booted guest claims the security profile's checks
+/// and the services' peak memory measured inside it (performance-host),
+/// reached over ssh as its administrator with the key from the secret
+/// store, the host key pinned. Its TLS front is reached directly, through
+/// the port QEMU forwards and the guest's firewall, as a client outside
+/// reaches a P6 host's 3002.
+pub fn guest_host_table(host: &GuestHost) -> String {
+    let s = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
+    format!(
+        r#"
+[hosts.guest]
+transport = "ssh"
+address = "127.0.0.1"
+port = {port}
+user = "{user}"
+identity = {{ secret = "guest_ssh_key" }}
+known_hosts = {known_hosts}
+sudo = true
+via = "direct"
+profiles = ["security", "performance-host"]
+"#,
+        port = host.ssh_port,
+        user = super::guest::USER,
+        known_hosts = s(&host.known_hosts),
+    )
 }

@@ -1,8 +1,10 @@
 //! The embedded demo stack (`spinup-smoke-demo`, run as `spinup-smoke demo`):
 //! real PostgreSQL, Matrix Synapse, an OpenID Connect provider, Prometheus,
-//! an nginx TLS front and podman's Docker API, plus GitLab and Grafana
-//! STAND-INS (they cannot be installed here; they replay recorded API
-//! shapes). Everything binds 127.0.0.1 on free ports and lives under one
+//! an nginx proxy, podman's Docker API and a hardened guest VM (the host
+//! the security phase examines over ssh; its nginx is the TLS front), plus
+//! GitLab and Grafana STAND-INS (they cannot be installed here; they answer
+//! the real API shapes, database health and runners from the demo's
+//! PostgreSQL). Everything binds 127.0.0.1 on free ports and lives under one
 //! state directory; `up` also builds (or reuses) the demo guest image and
 //! writes `target.toml` for every phase the demo runs, `down` stops it all
 //! and removes the directory.
@@ -14,6 +16,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod assets;
+mod ca;
 pub mod cli;
 mod configs;
 pub mod containers;
@@ -29,11 +32,15 @@ use assets::Assets;
 use process::{log_tail, spawn, Launch};
 use spinup_smoke::error::UserError;
 
-/// The profiles the demo validates, relative to the assets directory: every
-/// service profile, the sign-in flows and the VM scenario. The binary's
-/// self-test (scenarios/selftest.toml) is not among them: its checks cannot
-/// fail, so they would claim phases the demo does not examine.
-pub const PROFILES: [&str; 9] = [
+/// The profiles the demo validates, relative to the assets directory: the
+/// configuration (its own checkout), every service profile, the security of
+/// the guest host (through its ssh target), the sign-in flows, the VM
+/// scenario, the agent's commands over Matrix and the performance budgets
+/// (the guest host's peak memory from inside, through its ssh target). The binary's self-test
+/// (scenarios/selftest.toml) is not among them: its checks cannot fail, so
+/// they would claim phases the demo does not examine.
+pub const PROFILES: [&str; 14] = [
+    "health-checks/config.toml",
     "health-checks/postgres.toml",
     "health-checks/matrix.toml",
     "health-checks/prometheus.toml",
@@ -41,9 +48,23 @@ pub const PROFILES: [&str; 9] = [
     "health-checks/grafana.toml",
     "health-checks/networking.toml",
     "health-checks/containers.toml",
+    "health-checks/security.toml",
     "scenarios/oidc.toml",
+    "scenarios/agent.toml",
     "scenarios/vm.toml",
+    "health-checks/performance.toml",
+    "health-checks/performance-host.toml",
 ];
+
+/// The phases a demo run must examine (each ran at least one check), or
+/// it FAILS: every phase but e2e, whose flow is not part of the demo yet.
+pub fn required_phases() -> Vec<spinup_smoke::check::Phase> {
+    use spinup_smoke::check::Phase;
+    Phase::ALL
+        .into_iter()
+        .filter(|p| *p != Phase::E2e)
+        .collect()
+}
 
 /// Where the demo's parts are.
 pub struct Layout {
@@ -70,19 +91,24 @@ pub struct StackInfo {
     /// The guest image the build, boot and sandbox phases use (the
     /// target's `image.path`).
     pub image: PathBuf,
+    /// The booted guest the security phase examines (`[hosts.guest]`).
+    pub guest: guest::GuestHost,
     pub timings: Vec<(String, Duration)>,
 }
 
-pub const SECRETS: [&str; 12] = [
+pub const SECRETS: [&str; 15] = [
     "postgres_admin_password",
     "gitlab_db_password",
     "synapse_db_password",
     "grafana_db_password",
     "synapse_admin_password",
     "synapse_operator_password",
+    "synapse_outsider_password",
+    "rave_agent_password",
     "synapse_registration_secret",
     "idp_test_password",
     "gitlab_token",
+    "gitlab_runner_registration_token",
     "idp_client_secret_synapse",
     "idp_client_secret_grafana",
     "idp_client_secret_spinup_smoke",
@@ -236,6 +262,26 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
     let mut timings = Vec::new();
     let total = Instant::now();
 
+    // The demo CA signs the TLS front's certificate and the guest's.
+    let ca = std::sync::Arc::new(ca::DemoCa::create(state)?);
+    // The guest image (built once, then cached) and the long-lived guest
+    // booted from it, while the services start: booting is the slow part.
+    let mut guest_task = AbortOnDrop({
+        let (state, assets, ca) = (state.clone(), layout.assets.clone(), ca.clone());
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let dir = state.join("guest");
+            let image_assets = assets.clone();
+            let guest = tokio::task::spawn_blocking(move || guest::prepare(&image_assets, &dir))
+                .await
+                .map_err(|e| UserError::new(format!("preparing the guest image stopped: {e}")))??;
+            let prepared = t.elapsed();
+            let t = Instant::now();
+            let host = guest::boot(&state, &assets, &guest, &ca).await?;
+            Ok::<_, UserError>((guest, host, prepared, t.elapsed()))
+        })
+    });
+
     // PostgreSQL, the IdP and the stand-ins do not depend on each other.
     let t = Instant::now();
     let idp_pid = start_idp(layout, ports)?;
@@ -265,6 +311,7 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
         },
     )
     .await?;
+    register_runner(state, ports).await?;
     timings.push(("gitlab+grafana stand-ins".to_string(), t.elapsed()));
 
     let t = Instant::now();
@@ -273,12 +320,32 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
         state,
         "synapse",
         Some(synapse_pid),
-        Duration::from_secs(90),
+        // Its start competes with the guest's boot for the CPU.
+        Duration::from_secs(180),
         || http_ok(format!("http://127.0.0.1:{}/health", ports.synapse)),
     )
     .await?;
     configs::register_synapse_users(layout, ports).await?;
     timings.push(("synapse".to_string(), t.elapsed()));
+
+    let t = Instant::now();
+    let agent_pid = start_agent(layout, ports)?;
+    wait_ready(
+        state,
+        AGENT,
+        Some(agent_pid),
+        Duration::from_secs(30),
+        || async {
+            let log = std::fs::read_to_string(process::log_path(state, AGENT)).unwrap_or_default();
+            if log.contains("listening as") {
+                Ok(())
+            } else {
+                Err("the agent has not synced yet".to_string())
+            }
+        },
+    )
+    .await?;
+    timings.push(("rave-agent".to_string(), t.elapsed()));
 
     let t = Instant::now();
     let prometheus_pid = configs::prometheus(layout, ports)?;
@@ -315,7 +382,7 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
     timings.push(("podman (docker api)".to_string(), t.elapsed()));
 
     let t = Instant::now();
-    let nginx_pid = configs::tls_front(layout, ports)?;
+    let nginx_pid = configs::tls_front(layout, ports, &ca)?;
     wait_ready(
         state,
         "nginx",
@@ -331,24 +398,34 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
     .await?;
     timings.push(("nginx tls front".to_string(), t.elapsed()));
 
-    // The build, boot and sandbox phases use the demo guest image (built
-    // once, then cached); its paths go into the target with the rest.
+    // The build, boot and sandbox phases use the demo guest image; the
+    // security phase examines the booted guest.
     let t = Instant::now();
-    let guest_dir = state.join("guest");
-    let assets = layout.assets.clone();
-    let guest = tokio::task::spawn_blocking(move || guest::prepare(&assets, &guest_dir))
+    let (guest, host, prepared, booted) = (&mut guest_task.0)
         .await
-        .map_err(|e| UserError::new(format!("preparing the guest image stopped: {e}")))??;
-    timings.push(("guest image".to_string(), t.elapsed()));
+        .map_err(|e| UserError::new(format!("starting the demo guest stopped: {e}")))??;
+    timings.push(("guest image".to_string(), prepared));
+    timings.push((format!("guest vm ({})", host.accel), booted));
+    timings.push(("waiting for the guest".to_string(), t.elapsed()));
 
     let target = state.join("target.toml");
-    write_private(&target, &configs::target_toml(layout, ports, &guest))?;
+    write_private(&target, &configs::target_toml(layout, ports, &guest, &host))?;
     timings.push(("total".to_string(), total.elapsed()));
     Ok(StackInfo {
         target,
         image: guest.image,
+        guest: host,
         timings,
     })
+}
+
+/// Aborts the task when dropped: a failed `up` leaves no guest starting.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn start_idp(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
@@ -405,6 +482,13 @@ fn start_standins(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
         "state_file": state.join("standins/gitlab-state.json"),
         "idp_issuer": format!("http://127.0.0.1:{}", ports.idp),
         "external_url": format!("http://127.0.0.1:{}", ports.gitlab),
+        "runner_registration_token_file": state.join("secrets/gitlab_runner_registration_token"),
+        // Readiness and health connect as the real services' own roles.
+        "postgres": { "host": "127.0.0.1", "port": ports.postgres },
+        "gitlab_db": { "user": "gitlab", "dbname": "gitlab",
+                       "password_file": state.join("secrets/gitlab_db_password") },
+        "grafana_db": { "user": "grafana", "dbname": "grafana",
+                        "password_file": state.join("secrets/grafana_db_password") },
     });
     write_private(&state.join("standins/config.json"), &config.to_string())?;
     spawn(
@@ -424,6 +508,131 @@ fn start_standins(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
             cwd: None,
         },
     )
+}
+
+/// The agent's name in `run/` and `logs/`.
+pub const AGENT: &str = "rave-agent";
+
+/// The agent binary: beside this program (both are built by `cargo build`).
+fn agent_program() -> Result<PathBuf, UserError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| UserError::new(format!("cannot find this program's own path: {e}")))?;
+    let program = exe.parent().unwrap_or(Path::new(".")).join(AGENT);
+    if program.is_file() {
+        Ok(program)
+    } else {
+        Err(UserError::new(format!(
+            "{} does not exist (the agent is looked for beside {})",
+            program.display(),
+            exe.display()
+        ))
+        .hint("build it with `cargo build` (or `cargo build -p rave-agent`); installed, rave-agent goes into the same bin directory"))
+    }
+}
+
+/// Starts `rave-agent` for the operator, acting on the GitLab stand-in.
+fn start_agent(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
+    let state = &layout.state;
+    let secrets = state.join("secrets");
+    let config = format!(
+        "homeserver = \"http://127.0.0.1:{}\"\nuser = \"@rave-agent:rave.local\"\npassword_file = \"{}\"\nallowed_users = [\"@operator:rave.local\"]\ngitlab_url = \"http://127.0.0.1:{}\"\ngitlab_token_file = \"{}\"\n",
+        ports.synapse,
+        secrets.join("rave_agent_password").display(),
+        ports.gitlab,
+        secrets.join("gitlab_token").display()
+    );
+    std::fs::create_dir_all(state.join("agent")).map_err(|e| {
+        UserError::new(format!(
+            "cannot create {}: {e}",
+            state.join("agent").display()
+        ))
+    })?;
+    write_private(&state.join("agent/agent.toml"), &config)?;
+    spawn(
+        state,
+        &Launch {
+            name: AGENT,
+            program: agent_program()?,
+            args: vec![
+                "--config".to_string(),
+                state.join("agent/agent.toml").display().to_string(),
+            ],
+            env: vec![],
+            cwd: None,
+        },
+    )
+}
+
+/// Where `up` keeps the token of the runner it registered (the stand-in
+/// stores only its digest).
+pub const RUNNER_TOKEN: &str = "secrets/gitlab_runner_token";
+
+/// Registers the demo's runner with the GitLab stand-in as `gitlab-runner
+/// register` and `verify` do: `POST /api/v4/runners` with the instance's
+/// registration token, then `POST /api/v4/runners/verify` with the runner
+/// token it answered, kept in [`RUNNER_TOKEN`].
+async fn register_runner(state: &Path, ports: &Ports) -> Result<(), UserError> {
+    let base = format!("http://127.0.0.1:{}/api/v4/runners", ports.gitlab);
+    let registration = secret(state, "gitlab_runner_registration_token")?;
+    let answer = runner_call(
+        state,
+        &base,
+        serde_json::json!({ "token": registration, "description": "rave-sandbox-runner" }),
+    )
+    .await?;
+    let token = answer["token"].as_str().ok_or_else(|| {
+        UserError::new(format!(
+            "registering the demo runner: no token in the answer of POST {base}"
+        ))
+    })?;
+    write_private(&state.join(RUNNER_TOKEN), token)?;
+    runner_call(
+        state,
+        &format!("{base}/verify"),
+        serde_json::json!({ "token": token }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// One POST of the runner API, tried again while the stand-in answers 5xx
+/// (its database busy) for up to 20 s; a 4xx is final.
+async fn runner_call(
+    state: &Path,
+    url: &str,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, UserError> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let error = match client.post(url).json(&body).send().await {
+            Ok(r) if r.status().is_success() => {
+                return r.json().await.map_err(|e| {
+                    UserError::new(format!("registering the demo runner: POST {url}: {e}"))
+                })
+            }
+            Ok(r) if r.status().is_client_error() => {
+                return Err(UserError::new(format!(
+                    "registering the demo runner: POST {url} answered {}",
+                    r.status()
+                )))
+            }
+            Ok(r) => format!("answered {}", r.status()),
+            Err(e) => spinup_smoke::error::error_chain(&e),
+        };
+        if Instant::now() > deadline {
+            return Err(UserError::new(format!(
+                "registering the demo runner: POST {url}: {error}; the stand-in's log ({}):\n{}",
+                process::log_path(state, "standins").display(),
+                log_tail(state, "standins", 10)
+            ))
+            .hint("is the demo's PostgreSQL up? `spinup-smoke demo down` cleans up"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The venv's python (Synapse lives there), else the system's.

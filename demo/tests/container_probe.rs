@@ -119,6 +119,38 @@ async fn scenarios(state: std::path::PathBuf) {
     let state = state.as_path();
     let socket = containers::socket(state);
 
+    // On the check's host (`via = "host"`): the socket exists only there
+    // (the relay maps the host's path to the demo engine's socket), so the
+    // engine answers through the tunnel, a direct attempt finds no socket,
+    // and a dropped tunnel fails with its reason.
+    {
+        use spinup_smoke::checks::testutil::RelayTunnel;
+        let host_path = "/run/host-only/podman.sock";
+        let tunnel = std::sync::Arc::new(RelayTunnel::new().map_socket(host_path, &socket));
+        let mut ctx = ProbeContext::for_tests(20);
+        ctx.tunnel = Some(tunnel.clone());
+        let on_host: Spec = toml::from_str(&format!(
+            "socket = \"{host_path}\"\nassert = \"version\"\nvia = \"host\""
+        ))
+        .unwrap();
+        let v = run(&on_host, &ctx).await;
+        assert!(v.pass, "{v:?}");
+        assert!(v.evidence.starts_with("via "), "{v:?}");
+        assert!(tunnel.connections() > 0, "nothing went through the tunnel");
+        let direct: Spec = toml::from_str(&format!(
+            "socket = \"{host_path}\"\nassert = \"version\"\nvia = \"direct\""
+        ))
+        .unwrap();
+        let v = run(&direct, &ctx).await;
+        assert!(
+            !v.pass && v.found.contains(&format!("no socket at {host_path}")),
+            "{v:?}"
+        );
+        tunnel.refuse();
+        let v = run(&on_host, &ctx).await;
+        assert!(!v.pass && v.found.contains("cannot forward"), "{v:?}");
+    }
+
     // The API version: passes at 1.40, fails against an impossible minimum.
     let v = check(
         &spec(&socket, "assert = \"version\"\nmin_api_version = \"1.40\""),
@@ -191,6 +223,34 @@ async fn scenarios(state: std::path::PathBuf) {
     )
     .await;
     assert!(v.pass, "{v:?}");
+
+    // Another limit than the one expected, or the host's network instead of
+    // none: the memory_limit and no_network checks' runs fail, quoting what
+    // the container saw.
+    let v = check(
+        &run_spec(
+            &socket,
+            "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "memory = \"32MiB\"\nexpect_output = \"67108864\"",
+        ),
+        60,
+    )
+    .await;
+    assert!(!v.pass && v.found.contains("33554432"), "{v:?}");
+    let v = check(
+        &run_spec(
+            &socket,
+            "cat /proc/net/dev; [ \"$(grep -c : /proc/net/dev)\" = 1 ] && echo only-loopback",
+            "network = \"host\"\nexpect_output = \"only-loopback\"",
+        ),
+        60,
+    )
+    .await;
+    assert!(
+        !v.pass && v.found.contains("exit code 1") && v.found.contains("output was"),
+        "{v:?}"
+    );
+    assert_eq!(leftovers(state), "", "the probe removed its containers");
 
     // An image that is not in the store: the failure says how to bring it in.
     let missing = spec(

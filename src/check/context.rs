@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::model::Phase;
-use crate::os::{CommandExecutor, LocalExecutor};
+use crate::os::{CommandExecutor, LocalExecutor, Tunnel};
 use crate::vm::registry::Registry;
 
 /// What a probe may use while it runs.
@@ -15,6 +15,12 @@ use crate::vm::registry::Registry;
 pub struct ProbeContext {
     /// Where commands run (this host, ssh, a VM).
     pub executor: Arc<dyn CommandExecutor>,
+    /// How network probes reach the host's loopback (`via = "host"`):
+    /// `None` when the host is this machine (connect directly).
+    pub tunnel: Option<Arc<dyn Tunnel>>,
+    /// The target's default for network kinds without a `via` field: true
+    /// when the check's host says `via = "host"`.
+    pub via_host: bool,
     /// The end of this attempt: every network step must finish before it.
     pub deadline: Instant,
     /// The run's artifacts directory (probes may store evidence files here).
@@ -23,6 +29,8 @@ pub struct ProbeContext {
     pub so_far: Arc<RunSoFar>,
     /// The VMs booted in this run (by `[check.vm]`), owned by the run.
     pub vms: Arc<Registry>,
+    /// Sessions the run's checks share (a Matrix login), closed at its end.
+    pub sessions: Arc<super::sessions::Sessions>,
 }
 
 /// Facts of the run so far: phase wall times and check metrics. The runner
@@ -72,10 +80,13 @@ impl ProbeContext {
     pub fn for_tests(secs: u64) -> ProbeContext {
         ProbeContext {
             executor: Arc::new(LocalExecutor),
+            tunnel: None,
+            via_host: false,
             deadline: Instant::now() + Duration::from_secs(secs),
             artifacts_dir: std::env::temp_dir(),
             so_far: Arc::new(RunSoFar::default()),
             vms: Arc::new(Registry::new()),
+            sessions: Arc::new(super::sessions::Sessions::default()),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod context;
 pub mod coverage;
 pub mod model;
 pub mod retry;
+pub mod sessions;
 pub mod verdict;
 
 use std::future::Future;
@@ -58,4 +59,58 @@ pub struct Check {
     /// The kind's declaration; `probe.run(ctx)` gathers facts and judges them.
     pub probe: Arc<dyn Probe>,
     pub location: Location,
+    /// Where the check's service logs (the target's `[logs]`): when the
+    /// check fails, the last lines join its evidence.
+    pub logs: Option<LogSource>,
+    /// When it runs after its `needs`.
+    pub when: When,
+    /// Part of the quick look `--smoke` selects.
+    pub smoke: bool,
+}
+
+/// When a check runs after its `needs` have finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Only if every need passed or warned (else SKIP with the reason).
+    #[default]
+    OnSuccess,
+    /// Whatever they concluded (a cleanup that must run after a failure).
+    Always,
+}
+
+/// A service's log, read on the check's host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// A log file.
+    File(std::path::PathBuf),
+    /// A systemd unit's journal.
+    Unit(String),
+}
+
+impl LogSource {
+    /// How many lines a failed check's evidence gets.
+    pub const LINES: u32 = 20;
+
+    /// The command that prints the last `lines` lines.
+    pub fn command(&self, lines: u32) -> crate::os::CommandSpec {
+        let n = lines.to_string();
+        match self {
+            LogSource::File(path) => {
+                let path = path.display().to_string();
+                crate::os::CommandSpec::new("tail", &["-n", &n, "--", &path])
+            }
+            LogSource::Unit(unit) => crate::os::CommandSpec::new(
+                "journalctl",
+                &["--no-pager", "-o", "short-iso", "-n", &n, "-u", unit],
+            ),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            LogSource::File(path) => path.display().to_string(),
+            LogSource::Unit(unit) => format!("the journal of {unit}"),
+        }
+    }
 }

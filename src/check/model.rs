@@ -256,6 +256,8 @@ pub struct CheckResult {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,
     pub profile: String,
+    /// Where the check ran: "local", "ssh rave@p6.example.org:22".
+    pub host: String,
 }
 
 #[cfg(test)]

@@ -12,8 +12,10 @@ use serde::Deserialize;
 
 use crate::check::{HumanDuration, Phase, Probe, ProbeContext, RawRetry, Severity, Verdict};
 
+pub mod ran;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testutil;
+pub mod via;
 
 /// Refuses a table that sets a field its assertion does not use: `set`
 /// lists each optional field and whether it is present, `uses` the fields
@@ -31,6 +33,19 @@ pub fn reject_unused_fields(
             "`{field}` does not apply to `assert = \"{assertion}\"`; remove it"
         )),
         None => Ok(()),
+    }
+}
+
+/// A `base_url` field: trimmed, without a trailing slash, and http(s), else
+/// an error that shows `example` as the fix.
+pub fn http_base_url(raw: &str, example: &str) -> Result<String, String> {
+    let url = raw.trim().trim_end_matches('/').to_string();
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url)
+    } else {
+        Err(format!(
+            "`base_url = \"{raw}\"` is not an http(s) URL; write e.g. `base_url = \"{example}\"`"
+        ))
     }
 }
 
@@ -104,6 +119,12 @@ macro_rules! check_kinds {
             pub retry: Option<RawRetry>,
             #[serde(default)]
             pub needs: Vec<toml::Spanned<String>>,
+            /// `always`: run once `needs` finished, whatever they concluded.
+            #[serde(default)]
+            pub when: Option<crate::check::When>,
+            /// `true`: part of the quick look `--smoke` selects.
+            #[serde(default)]
+            pub smoke: bool,
             /// What to do when the check fails, shown with the failure.
             #[serde(default)]
             pub hint: Option<String>,
@@ -128,6 +149,7 @@ check_kinds! {
     postgres => Postgres,
     matrix => Matrix,
     prometheus => Prometheus,
+    llm => Llm,
     command => Command,
     file => File,
     process => Process,
@@ -136,6 +158,11 @@ check_kinds! {
     http => Http,
     tls => Tls,
     budget => Budget,
+    flake_lock => FlakeLock,
+    sops => Sops,
+    secret_scan => SecretScan,
+    memory => Memory,
+    facts => Facts,
     build => Build,
     image => Image,
     vm => Vm,
@@ -144,6 +171,9 @@ check_kinds! {
     sandbox => Sandbox,
     container => Container,
     oidc => Oidc,
+    sshd => Sshd,
+    nftables => Nftables,
+    agent_command => AgentCommand,
 }
 
 impl ProbeSpec {

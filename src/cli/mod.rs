@@ -4,6 +4,8 @@
 //! command has its own module (`run`, `list`, `verify`, `keygen`, `digest`,
 //! and `demo`, which hands over to the separate `spinup-smoke-demo` program).
 
+mod compare;
+pub mod config;
 mod demo;
 mod digest;
 mod keygen;
@@ -11,18 +13,21 @@ mod list;
 mod run;
 mod shared;
 mod verify;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
 use crate::error::UserError;
+use crate::exit;
 
 pub use demo::DemoArgs;
 pub use digest::{digest, DigestArgs};
 pub use keygen::{keygen, KeygenArgs};
 pub use list::{list, ListArgs};
 pub use run::{run, RunArgs};
-pub use shared::{report_user_errors, EnvSettings, Format, Selection};
+pub use shared::{report_user_errors, runtime, EnvSettings, Format, Selection};
 pub use verify::{verify, VerifyArgs};
+pub use watch::{watch, WatchAction, WatchArgs};
 
 /// Proves a freshly built RAVE stack is ready, and signs the proof.
 ///
@@ -40,6 +45,11 @@ pub use verify::{verify, VerifyArgs};
 #[derive(Debug, Parser)]
 #[command(name = "spinup-smoke", version, propagate_version = true)]
 pub struct Cli {
+    /// The configuration file for run, list, watch and config show
+    /// (default: $SPINUP_SMOKE_CONFIG, else ./spinup-smoke.toml when it
+    /// exists). Flags beat the environment, which beats the file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -52,10 +62,29 @@ pub enum Command {
     List(ListArgs),
     /// Verify a signed transcript or DSSE envelope (exit 0 valid, 1 invalid or signer not pinned).
     Verify(VerifyArgs),
+    /// Compare two signed transcripts: newly failing, newly passing, changed,
+    /// appeared, vanished and slower checks; exit 0 when NEW meets --criteria.
+    Compare(compare::CompareArgs),
+    /// A soak: run the checks every --every for --for, keep every transcript,
+    /// and summarise flaps, failures and latency trends; `watch status`,
+    /// `watch stop` and `watch logs` for a watch in the background.
+    Watch(watch::WatchArgs),
+    /// The effective configuration: each setting, its value and where it
+    /// came from (flag, environment, configuration file, default), and
+    /// every problem with it at once (exit 2).
+    #[command(subcommand)]
+    Config(ConfigAction),
     /// Generate an ed25519 signing key pair: PREFIX.key (PKCS#8, 0600) and PREFIX.pub.
     Keygen(KeygenArgs),
     /// Print the streamed SHA-256 digest of a file as `sha256:<hex>`.
     Digest(DigestArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout: `spinup-smoke man > spinup-smoke.1`.
+    Man,
     /// The embedded demo stack: without a subcommand, start it, validate it
     /// (all phases), verify the signed transcript and stop it; `up` and
     /// `down` start or stop it alone. Runs `spinup-smoke-demo` (installed
@@ -65,43 +94,153 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-/// Entry point from `main`: returns the process exit code.
-pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let settings = match EnvSettings::from_lookup(|k| std::env::var(k).ok()) {
-        Ok(s) => s,
-        Err(e) => return report_user_errors(&e.into()),
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print what `run` with these arguments would use, and where each
+    /// value came from; secrets are never shown.
+    Show(RunArgs),
+}
+
+/// The settings of `run`-like commands: `args` as parsed, completed from
+/// the environment and the configuration file (`config::resolve`).
+fn configured(
+    args: RunArgs,
+    matches: &clap::ArgMatches,
+    config: Option<&std::path::Path>,
+) -> Result<config::Resolved, crate::error::UserErrors> {
+    let env = |k: &str| std::env::var(k).ok();
+    let file = config::locate(config, &env, std::path::Path::new("."))?;
+    let text = match &file {
+        None => None,
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+            UserError::new(format!("cannot read the configuration file: {e}"))
+                .in_file(path)
+                .hint("make it readable, or pass another --config")
+        })?),
     };
-    match cli.command {
-        Command::List(args) => list(&args, &settings),
-        Command::Run(args) => match runtime() {
-            Ok(rt) => {
-                let code = rt.block_on(run(args, settings)).0;
-                // The artifacts are written: a lookup that the resolver never
-                // answers (its blocking thread cannot be cancelled) must not
-                // keep the process alive.
-                rt.shutdown_background();
-                code
+    let known: Vec<String> = matches.ids().map(|id| id.as_str().to_string()).collect();
+    let given = |id: &str| -> Option<config::Origin> {
+        if !known.iter().any(|k| k == id) {
+            return None;
+        }
+        match matches.value_source(id)? {
+            clap::parser::ValueSource::CommandLine => Some(config::Origin::Flag(flag_name(id))),
+            clap::parser::ValueSource::EnvVariable => {
+                Some(config::Origin::Env("SPINUP_SIGNING_KEY".into()))
             }
-            Err(code) => code,
-        },
-        Command::Verify(args) => verify(&args),
-        Command::Keygen(args) => keygen(&args),
-        Command::Digest(args) => digest(&args),
-        Command::Demo(args) => demo::exec(args),
+            _ => None,
+        }
+    };
+    config::resolve(args, &given, &env, file.as_deref().zip(text.as_deref()))
+}
+
+/// The flag of an argument id (`require_phases` -> `--require-phase`).
+fn flag_name(id: &str) -> String {
+    match id {
+        "profiles" => "--profile".into(),
+        "phases" => "--phase".into(),
+        "require_phases" => "--require-phase".into(),
+        other => format!("--{}", other.replace('_', "-")),
     }
 }
 
-/// The one tokio runtime of the process.
-pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            report_user_errors(
-                &UserError::new(format!("cannot start the async runtime: {e}")).into(),
-            )
-        })
+/// Entry point from `main`: returns the process exit code.
+pub fn main() -> i32 {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let sub = |name: &str| -> clap::ArgMatches {
+        matches
+            .subcommand_matches(name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    match cli.command {
+        Command::List(args) => {
+            let as_run = RunArgs::with_selection(args.selection.clone());
+            match configured(as_run, &sub("list"), cli.config.as_deref()) {
+                Ok(resolved) => list(
+                    &ListArgs {
+                        selection: resolved.args.selection,
+                        format: args.format,
+                    },
+                    &resolved.settings,
+                ),
+                Err(e) => report_user_errors(&e),
+            }
+        }
+        Command::Config(ConfigAction::Show(args)) => {
+            let show = sub("config")
+                .subcommand_matches("show")
+                .cloned()
+                .unwrap_or_default();
+            match configured(args, &show, cli.config.as_deref()) {
+                Ok(resolved) => config::show(&resolved),
+                Err(e) => report_user_errors(&e),
+            }
+        }
+        Command::Run(args) => match configured(args, &sub("run"), cli.config.as_deref()) {
+            Err(e) => report_user_errors(&e),
+            Ok(resolved) => match runtime() {
+                Ok(rt) => {
+                    let code = rt.block_on(run(resolved.args, resolved.settings)).0;
+                    // The artifacts are written: a lookup that the resolver never
+                    // answers (its blocking thread cannot be cancelled) must not
+                    // keep the process alive.
+                    rt.shutdown_background();
+                    code
+                }
+                Err(code) => code,
+            },
+        },
+        Command::Verify(args) => verify(&args),
+        Command::Compare(args) => compare::compare(&args),
+        Command::Watch(mut args) => {
+            let as_run = RunArgs {
+                image: args.image.clone(),
+                key: args.key.clone(),
+                jobs: args.jobs,
+                require_phases: args.require_phases.clone(),
+                ..RunArgs::with_selection(args.selection.clone())
+            };
+            match configured(as_run, &sub("watch"), cli.config.as_deref()) {
+                Ok(resolved) => {
+                    args.selection = resolved.args.selection;
+                    args.image = resolved.args.image;
+                    args.key = resolved.args.key;
+                    args.jobs = resolved.args.jobs;
+                    args.require_phases = resolved.args.require_phases;
+                    watch::watch(args, resolved.settings)
+                }
+                Err(e) => report_user_errors(&e),
+            }
+        }
+        Command::Keygen(args) => keygen(&args),
+        Command::Digest(args) => digest(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "spinup-smoke",
+                &mut std::io::stdout(),
+            );
+            exit::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => exit::SUCCESS,
+                Err(e) => report_user_errors(
+                    &UserError::new(format!("cannot write the man page: {e}")).into(),
+                ),
+            }
+        }
+        Command::Demo(args) => demo::exec(args),
+    }
 }
 
 #[cfg(test)]

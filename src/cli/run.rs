@@ -9,6 +9,10 @@ use std::sync::Arc;
 use crate::check::Phase;
 use crate::error::{UserError, UserErrors};
 use crate::exit;
+use crate::host::{Host, HostKeyPin, Hosts, Identity, LocalHost, SshConfig, SshHost};
+use crate::profile::hosts::{HostSpec, Transport};
+use crate::profile::target::Target;
+use crate::profile::Profiles;
 use crate::report::console::{Console, Style};
 
 use super::shared::{parse_phase, prepare, report_user_errors, EnvSettings, Format, Selection};
@@ -32,14 +36,34 @@ pub struct RunArgs {
     pub jobs: u16,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// No progress lines: only the failures and the summary.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// A phase that must run a check, or the run fails (repeatable; adds to
     /// the target's `require_phases`).
     #[arg(long = "require-phase", value_name = "NAME", value_parser = parse_phase)]
     pub require_phases: Vec<Phase>,
 }
 
+impl RunArgs {
+    /// `run`'s defaults for this selection (what `list` and `watch` share
+    /// with it when the configuration is resolved).
+    pub fn with_selection(selection: Selection) -> RunArgs {
+        RunArgs {
+            selection,
+            image: None,
+            key: None,
+            out: PathBuf::from("artifacts"),
+            jobs: 16,
+            format: Format::Human,
+            quiet: false,
+            require_phases: Vec::new(),
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM with the signal's name.
-async fn termination_signal() -> String {
+pub(super) async fn termination_signal() -> String {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => {
@@ -71,9 +95,84 @@ fn check_out_dir(dir: &Path) -> Result<(), UserError> {
         })
 }
 
+/// The hosts of the run from the target: `[hosts.NAME]` for the checks of
+/// the profiles it claims, `[host]` for the rest, else this machine.
+pub fn hosts(target: &Target, profiles: &Profiles) -> Hosts {
+    let make = |spec: &HostSpec| -> Arc<dyn Host> {
+        match &spec.transport {
+            Transport::Local => Arc::new(LocalHost { sudo: spec.sudo }),
+            Transport::Ssh(ssh) => {
+                let identity = match &ssh.identity_file {
+                    Some(file) => Identity::File(file.clone()),
+                    None => Identity::Key(
+                        target
+                            .values
+                            .secrets
+                            .get(&ssh.identity_secret)
+                            .cloned()
+                            .unwrap_or_default(),
+                    ),
+                };
+                let pin = match (&ssh.host_key, &ssh.known_hosts) {
+                    (Some(fingerprint), _) => HostKeyPin::Fingerprint(fingerprint.clone()),
+                    (None, path) => HostKeyPin::KnownHosts {
+                        path: path.clone().unwrap_or_default(),
+                        trust_on_first_use: ssh.trust_on_first_use,
+                    },
+                };
+                Arc::new(SshHost::new(SshConfig {
+                    address: ssh.address.clone(),
+                    port: ssh.port,
+                    user: ssh.user.clone(),
+                    identity_name: ssh.identity_secret.clone(),
+                    identity,
+                    pin,
+                    sudo: spec.sudo,
+                    connect_timeout: ssh.connect_timeout,
+                    via_host: spec.via_host,
+                }))
+            }
+        }
+    };
+    let mut hosts = match &target.host {
+        Some(spec) => Hosts::new(make(spec)),
+        None => Hosts::local(),
+    };
+    for spec in &target.hosts {
+        let host = make(spec);
+        for name in &spec.profiles {
+            let files: Vec<&Path> = profiles
+                .sources
+                .iter()
+                .filter(|s| &s.name == name)
+                .map(|s| s.path.as_path())
+                .collect();
+            if files.is_empty() {
+                eprintln!(
+                    "warning: {} claims profile `{name}`, but no loaded profile has that name",
+                    spec.table()
+                );
+            }
+            for file in files {
+                hosts.route(file, host.clone());
+            }
+        }
+    }
+    hosts
+}
+
 /// Runs the checks and writes the artifacts: the exit code, and the files
-/// when they were written.
+/// when they were written. SIGINT or SIGTERM aborts the run.
 pub async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::report::Written>) {
+    run_until(args, settings, termination_signal()).await
+}
+
+/// `run`, aborted when `abort` resolves (with the reason it gives).
+pub async fn run_until(
+    args: RunArgs,
+    settings: EnvSettings,
+    abort: impl std::future::Future<Output = String>,
+) -> (i32, Option<crate::report::Written>) {
     // Everything that can be wrong with the input is found before any check runs.
     let mut errors = Vec::new();
     if let Err(e) = check_out_dir(&args.out) {
@@ -113,14 +212,26 @@ pub async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::re
     let Some(key) = key else {
         return (report_user_errors(&UserErrors(errors)), None);
     };
-    let plan = plan.requiring(
-        target
-            .required_phases
-            .iter()
-            .chain(&args.require_phases)
-            .copied(),
-    );
-    if key.ephemeral {
+    let required: Vec<Phase> = target
+        .required_phases
+        .iter()
+        .chain(&args.require_phases)
+        .copied()
+        .collect();
+    let plan = if args.selection.smoke {
+        if !required.is_empty() {
+            eprintln!(
+                "note: a smoke run (--smoke): the required phases ({}) are not enforced; the verdict is at best WARNING",
+                required.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        plan
+    } else {
+        plan.requiring(required)
+    };
+    if key.ephemeral && args.quiet {
+        eprintln!("warning: signing with a fresh EPHEMERAL key (no --key or SPINUP_SIGNING_KEY)");
+    } else if key.ephemeral {
         eprintln!(
             "warning: no signing key given (--key or SPINUP_SIGNING_KEY): signing with a fresh EPHEMERAL key.\n\
              warning: the transcript will prove integrity, not origin; `verify` will warn.\n\
@@ -139,23 +250,23 @@ pub async fn run(args: RunArgs, settings: EnvSettings) -> (i32, Option<crate::re
     let sink: Arc<dyn crate::run::EventSink> = match args.format {
         Format::Human => Arc::new(Console::new(
             std::io::stdout(),
-            Style::detect(std::io::stdout().is_terminal(), settings.debug),
+            Style::detect(std::io::stdout().is_terminal(), settings.debug, args.quiet),
         )),
         Format::Json => Arc::new(Console::new(
             std::io::stderr(),
-            Style::detect(std::io::stderr().is_terminal(), settings.debug),
+            Style::detect(std::io::stderr().is_terminal(), settings.debug, args.quiet),
         )),
     };
     let options = crate::run::RunOptions {
         jobs: usize::from(args.jobs),
         global_timeout: settings.validation_timeout,
         artifacts_dir: args.out.clone(),
-        executor: Arc::new(crate::os::LocalExecutor),
+        hosts: Arc::new(hosts(&target, &profiles)),
         redact: redact_fn,
         safe_mode: settings.safe_mode,
         so_far: Default::default(),
     };
-    let report = crate::run::run(&plan, &options, sink, termination_signal()).await;
+    let report = crate::run::run(&plan, &options, sink, abort).await;
 
     // From here on the checks are judged: the exit code is `exit::for_run`'s.
     let mut image_hashed = true;

@@ -2,7 +2,7 @@
 //! the settings read from the environment, loading the plan, and how user
 //! errors are printed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -22,15 +22,12 @@ pub enum Format {
 }
 
 /// What to check and against what (shared by `run` and `list`).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Selection {
-    /// A profile file or a directory of them (repeatable).
-    #[arg(
-        long = "profile",
-        short = 'p',
-        value_name = "PATH",
-        default_value = "health-checks"
-    )]
+    /// A profile file or a directory of them (repeatable). Default:
+    /// ./health-checks when it exists, else the installed profiles
+    /// (<prefix>/share/spinup-smoke/health-checks beside the program).
+    #[arg(long = "profile", short = 'p', value_name = "PATH")]
     pub profiles: Vec<PathBuf>,
     /// Target file naming endpoints, hosts and secret sources.
     #[arg(long, short = 't', value_name = "FILE")]
@@ -38,6 +35,11 @@ pub struct Selection {
     /// Run only these phases, plus the checks they need (repeatable).
     #[arg(long = "phase", value_name = "NAME", value_parser = parse_phase)]
     pub phases: Vec<Phase>,
+    /// Only the checks marked `smoke = true` (plus the checks they need):
+    /// a quick look, not a proof of readiness (required phases are not
+    /// enforced, so the verdict is at best WARNING).
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 pub(super) fn parse_phase(name: &str) -> Result<Phase, String> {
@@ -104,24 +106,50 @@ pub(super) fn prepare(
         Some(path) => profile::target::load(path)?,
         None => Target::local(),
     };
+    let chosen = if selection.profiles.is_empty() {
+        vec![default_profiles(
+            Path::new("health-checks"),
+            std::env::current_exe().ok().as_deref(),
+        )]
+    } else {
+        selection.profiles.clone()
+    };
     let profiles = profile::load(
-        &selection.profiles,
+        &chosen,
         &target,
         LoadOptions {
             safe_mode: settings.safe_mode,
         },
     )?;
-    let plan = Plan::build(profiles.checks.clone(), &selection.phases)?;
+    let smoke = selection.smoke;
+    let plan = Plan::build_where(profiles.checks.clone(), &selection.phases, |c| {
+        !smoke || c.smoke
+    })?;
     if plan.checks.is_empty() {
+        let hint = if smoke {
+            "no selected check is marked `smoke = true`: mark the quick ones in the profiles, or drop --smoke"
+        } else {
+            "check --profile and --phase; `spinup-smoke list` shows what the profiles hold"
+        };
         return Err(
             UserError::new("nothing to run: the selection holds no checks")
-                .hint(
-                    "check --profile and --phase; `spinup-smoke list` shows what the profiles hold",
-                )
+                .hint(hint)
                 .into(),
         );
     }
     Ok((target, profiles, plan))
+}
+
+/// The one tokio runtime of the process.
+pub fn runtime() -> Result<tokio::runtime::Runtime, i32> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            report_user_errors(
+                &UserError::new(format!("cannot start the async runtime: {e}")).into(),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -160,5 +188,41 @@ mod tests {
         assert!(settings(&[("VALIDATION_TIMEOUT", "0")]).is_err());
         let e = settings(&[("SAFE_MODE", "maybe")]).unwrap_err().to_string();
         assert!(e.contains("SAFE_MODE=`maybe` is not 0 or 1"), "{e}");
+    }
+}
+
+/// The profiles `run` and `list` use without `--profile`: `local` (the
+/// working directory's health-checks/) when it exists, else the ones
+/// installed beside the program (`<prefix>/bin/spinup-smoke` ->
+/// `<prefix>/share/spinup-smoke/health-checks`), else `local` again so the
+/// error names the path a user expects.
+pub fn default_profiles(local: &Path, exe: Option<&Path>) -> PathBuf {
+    if local.is_dir() {
+        return local.to_path_buf();
+    }
+    exe.and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(|prefix| prefix.join("share/spinup-smoke/health-checks"))
+        .filter(|installed| installed.is_dir())
+        .unwrap_or_else(|| local.to_path_buf())
+}
+
+#[cfg(test)]
+mod default_profile_tests {
+    use super::*;
+
+    #[test]
+    fn the_working_directory_wins_then_the_installed_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("cwd/health-checks");
+        let installed = dir.path().join("prefix/share/spinup-smoke/health-checks");
+        let exe = dir.path().join("prefix/bin/spinup-smoke");
+        // Neither exists: the local path, so the error names it.
+        assert_eq!(default_profiles(&local, Some(&exe)), local);
+        std::fs::create_dir_all(&installed).unwrap();
+        assert_eq!(default_profiles(&local, Some(&exe)), installed);
+        assert_eq!(default_profiles(&local, None), local);
+        std::fs::create_dir_all(&local).unwrap();
+        assert_eq!(default_profiles(&local, Some(&exe)), local);
     }
 }

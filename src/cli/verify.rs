@@ -20,6 +20,10 @@ pub struct VerifyArgs {
     /// The image; its digest must equal the one signed.
     #[arg(long, value_name = "IMG")]
     pub image: Option<PathBuf>,
+    /// `human` (default) or `json`: one object with `valid`, `pinned`, the
+    /// file kind, status, key id, image digest, warnings and the error.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    pub format: String,
 }
 
 pub fn verify(args: &VerifyArgs) -> i32 {
@@ -29,21 +33,53 @@ pub fn verify(args: &VerifyArgs) -> i32 {
         (None, true) => Signer::TrustEmbedded,
         (None, false) => Signer::Unpinned,
     };
-    match crate::sign::verify::verify_file(&args.file, signer, args.image.as_deref()) {
+    let result = crate::sign::verify::verify_file(&args.file, signer, args.image.as_deref());
+    let code = match &result {
+        Ok(_) => exit::SUCCESS,
+        Err(_) => exit::CHECK_FAILED,
+    };
+    if args.format == "json" {
+        let doc = match &result {
+            Ok(report) => serde_json::json!({
+                "file": args.file,
+                "valid": true,
+                "pinned": args.pubkey.is_some(),
+                "kind": match report.kind {
+                    crate::sign::verify::FileKind::Transcript => "transcript",
+                    crate::sign::verify::FileKind::Attestation => "dsse_attestation",
+                },
+                "status": report.status,
+                "key_id": report.key_id,
+                "image_digest": report.image_digest,
+                "warnings": report.warnings,
+                "error": null,
+            }),
+            Err(e) => serde_json::json!({
+                "file": args.file,
+                "valid": false,
+                "pinned": args.pubkey.is_some(),
+                "error": e.to_string(),
+            }),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
+        );
+        return code;
+    }
+    match result {
         Ok(report) => {
             for warning in &report.warnings {
                 eprintln!("warning: {warning}");
             }
             println!("{}: valid ({})", args.file.display(), report.summary());
-            exit::SUCCESS
         }
         Err(e @ VerifyError::NotPinned { .. }) => {
             eprintln!("{}: NOT VERIFIED: {e}", args.file.display());
-            exit::CHECK_FAILED
         }
         Err(e) => {
             eprintln!("{}: INVALID: {e}", args.file.display());
-            exit::CHECK_FAILED
         }
     }
+    code
 }

@@ -73,6 +73,9 @@ impl CommandOutput {
 pub enum ExecError {
     /// The program could not be started (not found, not executable).
     Spawn(String),
+    /// The host cannot be reached or refused us (host key, authentication,
+    /// no answer): the command never started there.
+    Connection(String),
     /// The deadline passed; the process group was killed.
     TimedOut {
         after: Duration,
@@ -84,6 +87,7 @@ impl std::fmt::Display for ExecError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ExecError::Spawn(e) => write!(f, "could not start: {e}"),
+            ExecError::Connection(e) => f.write_str(e),
             ExecError::TimedOut { after, .. } => write!(
                 f,
                 "timed out after {:.1}s; the process group was killed",
@@ -102,6 +106,11 @@ pub trait CommandExecutor: Send + Sync {
     fn run<'a>(&'a self, spec: &'a CommandSpec, deadline: Instant) -> ExecFuture<'a>;
     /// Where commands run, for evidence ("local", "ssh root@10.0.2.15").
     fn describe(&self) -> String;
+    /// Whether commands run on this machine as this process's user, so a
+    /// probe may read the same facts directly (files, /proc).
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// Runs commands on this host.
@@ -181,6 +190,10 @@ impl CommandExecutor for LocalExecutor {
 
     fn describe(&self) -> String {
         "local".into()
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }
 

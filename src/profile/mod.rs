@@ -5,10 +5,11 @@
 //! Two stages: the raw serde types (unknown fields denied) and the checked
 //! `Check` with every default applied; nothing gets a default at run time.
 
+pub mod hosts;
 pub mod interp;
 mod spans;
 pub mod target;
-mod toml_error;
+pub mod toml_error;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,18 @@ use crate::checks::RawCheck;
 use crate::error::{Location, UserError, UserErrors};
 pub use target::Target;
 use toml_error::toml_error;
+
+/// The var that holds the run's id (`${run.id}`).
+pub const RUN_ID_VAR: &str = "run.id";
+
+/// A fresh run id: 8 lowercase hex digits, usable in names (projects,
+/// users) a run creates and its cleanup removes.
+pub fn new_run_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 4];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
 
 /// Default deadline of a check when neither it nor `[defaults]` sets one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,6 +179,16 @@ pub fn load(
     options: LoadOptions,
 ) -> Result<Profiles, UserErrors> {
     let files = expand_paths(paths)?;
+    // `${run.id}`: one per load (so per run), unless the target fixes it.
+    let with_run_id;
+    let target = if target.values.vars.contains_key(RUN_ID_VAR) {
+        target
+    } else {
+        let mut t = target.clone();
+        t.values.set(RUN_ID_VAR, new_run_id());
+        with_run_id = t;
+        &with_run_id
+    };
     let mut profiles = Profiles::default();
     let mut errors = Vec::new();
     let mut seen: BTreeMap<String, Location> = BTreeMap::new();
@@ -198,10 +221,30 @@ pub fn load(
         }
     }
     errors.extend(check_needs(&profiles.checks, &needs_at));
+    give_facts_the_services(&mut profiles.checks);
     if errors.is_empty() {
         Ok(profiles)
     } else {
         Err(UserErrors(errors))
+    }
+}
+
+/// `[check.facts]` with `assert = "services_examined"` judges the facts'
+/// services against the loaded profiles: it gets the `service` of every
+/// loaded check (all files, whatever `--phase` later selects).
+fn give_facts_the_services(checks: &mut [Check]) {
+    let mut services: Vec<String> = checks.iter().map(|c| c.service.clone()).collect();
+    services.sort();
+    services.dedup();
+    for check in checks.iter_mut() {
+        let Some(ProbeSpec::Facts(spec)) = check.probe.as_any().downcast_ref::<ProbeSpec>() else {
+            continue;
+        };
+        if spec.assert == crate::checks::facts::spec::Assertion::ServicesExamined {
+            let mut spec = spec.clone();
+            spec.profile_services = services.clone();
+            check.probe = std::sync::Arc::new(ProbeSpec::Facts(spec));
+        }
     }
 }
 
@@ -254,6 +297,7 @@ fn load_file(
         match build_check(path, &text, &raw, raw_check, &values, index) {
             Ok((mut check, locations)) => {
                 check.stand_in = target.stand_ins.contains_key(&check.service);
+                check.logs = target.logs.get(&check.service).cloned();
                 checks.push((check, locations))
             }
             Err(e) => errors.push(e),
@@ -409,6 +453,10 @@ fn build_check(
         stand_in: false,
         probe: probe.into_probe(),
         location,
+        // Set by `load_file` from the target's `[logs]`.
+        logs: None,
+        when: raw.when.unwrap_or_default(),
+        smoke: raw.smoke,
         id,
     };
     Ok((check, needs_at))
@@ -449,10 +497,15 @@ fn load_facts(
     Ok(())
 }
 
+/// Every value of the facts as a var, tables too (`facts.memory_max_mib`
+/// is the whole table, `facts.memory_max_mib.gitlab` one number).
 fn flatten_json(value: &serde_json::Value, prefix: &str, values: &mut interp::Values) {
     if let serde_json::Value::Object(map) = value {
         for (k, v) in map {
             flatten_json(v, &format!("{prefix}.{k}"), values);
+        }
+        if let Some(table) = json_to_toml(value) {
+            values.set(prefix, table);
         }
     } else if let Some(v) = json_to_toml(value) {
         values.set(prefix, v);
@@ -480,27 +533,7 @@ fn json_to_toml(value: &serde_json::Value) -> Option<toml::Value> {
 }
 
 fn retry_policy(raw: &RawRetry) -> Result<RetryPolicy, String> {
-    let policy = RetryPolicy {
-        max_attempts: raw.attempts,
-        initial: raw
-            .initial
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_millis(250)),
-        max: raw.max.map(|d| d.0).unwrap_or(Duration::from_secs(5)),
-        factor: raw.factor.unwrap_or(2.0),
-    };
-    if raw.attempts == Some(0) {
-        return Err(
-            "retry.attempts must be at least 1 (omit it to retry until the deadline)".into(),
-        );
-    }
-    if !(1.0..=10.0).contains(&policy.factor) {
-        return Err("retry.factor must be between 1.0 and 10.0".into());
-    }
-    if policy.initial > policy.max {
-        return Err("retry.initial must not exceed retry.max".into());
-    }
-    Ok(policy)
+    raw.policy()
 }
 
 fn valid_id(id: &str) -> bool {

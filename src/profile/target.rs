@@ -15,6 +15,9 @@
 //! signing_hint = { file = "/run/secrets/hint" }
 //! [stand_ins]
 //! gitlab = "demo stand-in replaying GitLab's recorded API shapes"
+//! [logs]                       # by service: the tail joins a failed check's evidence
+//! synapse = { unit = "matrix-synapse.service" }
+//! gitlab = { file = "/var/log/gitlab/production.log" }
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,9 +26,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::hosts::{self, HostSpec, RawHost};
 use super::interp::Values;
 use super::toml_error::toml_error;
-use crate::check::Phase;
+use crate::check::{LogSource, Phase};
 use crate::error::{Location, UserError, UserErrors};
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +48,15 @@ struct RawTarget {
     secrets: BTreeMap<String, toml::Spanned<RawSecret>>,
     #[serde(default)]
     stand_ins: BTreeMap<String, toml::Spanned<String>>,
+    /// Where each service logs, by service.
+    #[serde(default)]
+    logs: BTreeMap<String, toml::Spanned<RawLog>>,
+    /// The default host (`hosts.rs`).
+    #[serde(default)]
+    host: Option<toml::Spanned<RawHost>>,
+    /// Named hosts, each claiming profiles.
+    #[serde(default)]
+    hosts: BTreeMap<String, toml::Spanned<RawHost>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +71,15 @@ struct RawSecret {
     value: Option<toml::Value>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default)]
+    file: Option<PathBuf>,
+    #[serde(default)]
+    unit: Option<String>,
+}
+
 /// A loaded target: its values and secrets, ready for interpolation.
 #[derive(Debug, Clone, Default)]
 pub struct Target {
@@ -69,8 +91,15 @@ pub struct Target {
     pub required_phases: BTreeSet<Phase>,
     /// Services answered by stand-ins: service -> what answers instead.
     pub stand_ins: BTreeMap<String, String>,
+    /// Where each service logs (`[logs]`), read on the check's host.
+    pub logs: BTreeMap<String, LogSource>,
     /// `sha256:<hex>` of the target file's bytes.
     pub sha256: Option<String>,
+    /// `[host]`: where checks run unless a named host claims their
+    /// profile; `None`: this machine.
+    pub host: Option<HostSpec>,
+    /// `[hosts.NAME]`, by name.
+    pub hosts: Vec<HostSpec>,
 }
 
 impl Target {
@@ -83,7 +112,10 @@ impl Target {
             values: Values::default(),
             required_phases: BTreeSet::new(),
             stand_ins: BTreeMap::new(),
+            logs: BTreeMap::new(),
             sha256: None,
+            host: None,
+            hosts: Vec::new(),
         }
     }
 
@@ -106,7 +138,7 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
             path,
             &text,
             &e,
-            "a target file has `name`, `rave_version`, `require_phases`, `[vars]`, `[secrets]` and `[stand_ins]`",
+            "a target file has `name`, `rave_version`, `require_phases`, `[vars]`, `[secrets]`, `[stand_ins]`, `[logs]`, `[host]` and `[hosts.NAME]` (docs/targets.md)",
         )
     })?;
     let mut vars = BTreeMap::new();
@@ -120,6 +152,18 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
         )
     });
     let mut secrets = BTreeMap::new();
+    let mut secret_files = BTreeMap::new();
+    for (name, spanned) in &raw.secrets {
+        let file = spanned
+            .get_ref()
+            .file
+            .as_deref()
+            .map(|f| resolve_relative(path, f));
+        secret_files.insert(
+            name.clone(),
+            file.filter(|_| spanned.get_ref().env.is_none()),
+        );
+    }
     for (name, spanned) in &raw.secrets {
         let loc = crate::error::Location::from_offset(path, &text, spanned.span().start);
         let secret = spanned.get_ref();
@@ -188,6 +232,40 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
             stand_ins.insert(service.clone(), note.get_ref().trim().to_string());
         }
     }
+    let mut logs = BTreeMap::new();
+    for (service, spanned) in &raw.logs {
+        let at = Location::from_offset(path, &text, spanned.span().start);
+        let field = format!("logs.{service}");
+        match (&spanned.get_ref().file, &spanned.get_ref().unit) {
+            (Some(file), None) if !file.as_os_str().is_empty() => {
+                logs.insert(service.clone(), LogSource::File(resolve_relative(path, file)));
+            }
+            (None, Some(unit)) if !unit.trim().is_empty() => {
+                logs.insert(service.clone(), LogSource::Unit(unit.trim().to_string()));
+            }
+            _ => errors.push(
+                UserError::new(format!("log of `{service}` must name exactly one non-empty source"))
+                    .at(at)
+                    .field(field)
+                    .hint(format!("write `{service} = {{ file = \"/var/log/{service}.log\" }}` or `{service} = {{ unit = \"{service}.service\" }}`")),
+            ),
+        }
+    }
+    let cx = hosts::Context {
+        path,
+        text: &text,
+        secrets: &secret_files,
+    };
+    let host = raw
+        .host
+        .as_ref()
+        .and_then(|table| hosts::check(&cx, None, table, &mut errors));
+    let named: Vec<HostSpec> = raw
+        .hosts
+        .iter()
+        .filter_map(|(name, table)| hosts::check(&cx, Some(name), table, &mut errors))
+        .collect();
+    hosts::check_claims(&cx, &raw.hosts, &mut errors);
     if !errors.is_empty() {
         return Err(UserErrors(errors));
     }
@@ -202,7 +280,10 @@ pub fn load(path: &Path) -> Result<Target, UserErrors> {
         values: Values { vars, secrets },
         required_phases,
         stand_ins,
+        logs,
         sha256: Some(format!("sha256:{}", hex::encode(Sha256::digest(&text)))),
+        host,
+        hosts: named,
     })
 }
 
@@ -299,6 +380,49 @@ b = { file = "pw" }
     }
 
     #[test]
+    fn logs_load_by_service_and_bad_ones_name_line_field_and_fix() {
+        let t = load_text(
+            "[logs]\nsynapse = { unit = \"matrix-synapse.service\" }\ngitlab = { file = \"gitlab.log\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            t.logs["synapse"],
+            LogSource::Unit("matrix-synapse.service".into())
+        );
+        match &t.logs["gitlab"] {
+            LogSource::File(path) => assert!(
+                path.is_absolute() && path.ends_with("gitlab.log"),
+                "{path:?}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        for (text, needles) in [
+            (
+                "[logs]\nsynapse = { unit = \"a\", file = \"b\" }\n",
+                &[
+                    "t.toml:2:",
+                    "logs.synapse",
+                    "exactly one",
+                    "unit = \"synapse.service\"",
+                ][..],
+            ),
+            (
+                "[logs]\n\nsynapse = { unit = \" \" }\n",
+                &["t.toml:3:", "logs.synapse"][..],
+            ),
+            (
+                "[logs]\nsynapse = { journal = \"x\" }\n",
+                &["t.toml:2:", "journal"][..],
+            ),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            for needle in needles {
+                assert!(e.contains(needle), "{text}: `{needle}` in {e}");
+            }
+        }
+    }
+
+    #[test]
     fn inline_secret_is_refused_with_the_fix() {
         let e = load_text("[secrets]\npw = { value = \"hunter2\" }\n")
             .unwrap_err()
@@ -381,6 +505,208 @@ b = { file = "pw" }
             ],
         );
         check("[stand_ins]\ngitlab = true\n", &["t.toml:2:", "string"]);
+    }
+
+    const PIN: &str = "SHA256:94yiotacdD7G+JCYpJrLurqnqIciJ+0LlKg9zIRQk6k";
+
+    /// A target with an ssh `[host]` whose table ends with `extra` lines.
+    fn ssh_target(extra: &str) -> String {
+        format!(
+            "[secrets]\nkey = {{ file = \"pw\" }}\n[host]\ntransport = \"ssh\"\naddress = \"p6.example.org\"\nuser = \"rave\"\nidentity = {{ secret = \"key\" }}\n{extra}\n"
+        )
+    }
+
+    #[test]
+    fn host_tables_load() {
+        let t = load_text(&ssh_target(&format!(
+            "host_key = \"{PIN}\"\nport = 2222\nsudo = true\nvia = \"host\"\nconnect_timeout = \"3s\"\n[hosts.guest]\ntransport = \"local\"\nprofiles = [\"security\"]"
+        )))
+        .unwrap();
+        let host = t.host.unwrap();
+        assert!(host.sudo && host.via_host && host.name.is_none());
+        let hosts::Transport::Ssh(ssh) = host.transport else {
+            panic!("not ssh")
+        };
+        assert_eq!(
+            (ssh.address.as_str(), ssh.port, ssh.user.as_str()),
+            ("p6.example.org", 2222, "rave")
+        );
+        assert_eq!(ssh.identity_secret, "key");
+        assert!(ssh.identity_file.unwrap().ends_with("pw"));
+        assert_eq!(ssh.host_key.as_deref(), Some(PIN));
+        assert_eq!(ssh.connect_timeout, std::time::Duration::from_secs(3));
+        assert_eq!(t.hosts.len(), 1);
+        assert_eq!(t.hosts[0].table(), "[hosts.guest]");
+        assert_eq!(t.hosts[0].profiles, ["security"]);
+        // Defaults: port 22, 10 s, direct, no sudo; known_hosts relative to the target.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(dir.path().join("pw"), "k").unwrap();
+        std::fs::write(dir.path().join("p6.known_hosts"), "").unwrap();
+        std::fs::write(&path, ssh_target("known_hosts = \"p6.known_hosts\"")).unwrap();
+        let t = load(&path).unwrap();
+        let host = t.host.unwrap();
+        assert!(!host.sudo && !host.via_host);
+        let hosts::Transport::Ssh(ssh) = host.transport else {
+            panic!("not ssh")
+        };
+        assert_eq!(ssh.port, 22);
+        assert_eq!(ssh.connect_timeout, hosts::DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(ssh.known_hosts.unwrap(), dir.path().join("p6.known_hosts"));
+        assert!(load_text("name = \"t\"\n").unwrap().host.is_none());
+    }
+
+    /// Bad host tables: the message, file:line, field and fix; never a key.
+    #[test]
+    fn bad_host_tables_name_file_line_field_and_fix() {
+        let check = |text: &str, needles: &[&str]| {
+            let e = load_text(text).unwrap_err().to_string();
+            for needle in needles {
+                assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+            }
+            e
+        };
+        let pin = format!("host_key = \"{PIN}\"");
+        check(
+            &ssh_target(&format!("{pin}\nadress = \"x\"")),
+            &["t.toml:9:", "adress", "unknown field"],
+        );
+        check(
+            "[host]\ntransport = \"telnet\"\n",
+            &[
+                "unknown transport `telnet`",
+                "t.toml:2:",
+                "host.transport",
+                "transport = \"ssh\"",
+            ],
+        );
+        check(
+            "[host]\ntransport = \"ssh\"\nuser = \"rave\"\n",
+            &[
+                "without `address`",
+                "host.address",
+                "without `identity`",
+                "without a pinned host key",
+                "host.known_hosts",
+            ],
+        );
+        check(
+            &ssh_target("").replace("user = \"rave\"\n", ""),
+            &[
+                "ssh host without `user`",
+                "host.user",
+                "add `user = \"rave\"`",
+            ],
+        );
+        check(
+            &ssh_target(&format!("{pin}\nknown_hosts = \"k\"")),
+            &["pins its host key twice", "host.host_key", "t.toml:"],
+        );
+        check(
+            &ssh_target("host_key = \"MD5:aa:bb\""),
+            &[
+                "not a SHA256 fingerprint",
+                "host.host_key",
+                "ssh-keygen -lf",
+            ],
+        );
+        check(
+            &ssh_target("host_key = \"SHA256:tooshort\""),
+            &["not a SHA256 fingerprint"],
+        );
+        check(
+            &ssh_target("known_hosts = \"absent.known_hosts\""),
+            &["does not exist", "host.known_hosts", "trust_on_first_use"],
+        );
+        assert!(load_text(&ssh_target(
+            "known_hosts = \"absent.known_hosts\"\ntrust_on_first_use = true"
+        ))
+        .is_ok());
+        check(
+            &ssh_target(&format!("{pin}\ntrust_on_first_use = true")),
+            &[
+                "trusts on first use without a known_hosts file",
+                "host.trust_on_first_use",
+            ],
+        );
+        check(
+            &ssh_target(&format!("{pin}\nport = 70000")),
+            &["port 70000", "not a TCP port", "host.port"],
+        );
+        check(
+            &ssh_target(&format!("{pin}\nvia = \"tunnel\"")),
+            &["unknown via `tunnel`", "host.via"],
+        );
+        check(
+            &ssh_target(&format!("{pin}\nconnect_timeout = \"0s\"")),
+            &["zero connect_timeout"],
+        );
+        check(
+            &ssh_target(&format!("{pin}\nconnect_timeout = \"10\"")),
+            &["t.toml:", "missing unit"],
+        );
+        let e = check(
+            &ssh_target(pin.as_str()).replace(
+                "identity = { secret = \"key\" }",
+                "identity = \"-----BEGIN OPENSSH PRIVATE KEY-----\\nb3BlbnNzaA\"",
+            ),
+            &[
+                "private key written inline",
+                "host.identity",
+                "t.toml:7:",
+                "{ secret = \"host_ssh_key\" }",
+            ],
+        );
+        assert!(!e.contains("b3BlbnNzaA"), "the error echoes the key: {e}");
+        check(
+            &ssh_target(pin.as_str()).replace(
+                "identity = { secret = \"key\" }",
+                "identity = \"~/.ssh/id_ed25519\"",
+            ),
+            &[
+                "path string",
+                "host_ssh_key = { file = \"~/.ssh/id_ed25519\" }",
+            ],
+        );
+        check(
+            &ssh_target(pin.as_str()).replace("{ secret = \"key\" }", "{ secret = \"nope\" }"),
+            &[
+                "identity secret `nope`, which [secrets] does not define",
+                "name one of: key",
+            ],
+        );
+        check(
+            &ssh_target(pin.as_str()).replace("{ secret = \"key\" }", "{ file = \"/k\" }"),
+            &["not `{ secret = \"NAME\" }`"],
+        );
+        check(
+            "[host]\naddress = \"p6\"\n",
+            &[
+                "`address` is only for an ssh host",
+                "host.address",
+                "add `transport = \"ssh\"`",
+            ],
+        );
+        check(
+            "[host]\nvia = \"host\"\n",
+            &["needs an ssh host", "host.via"],
+        );
+        check(
+            "[host]\nprofiles = [\"security\"]\n",
+            &["claims no profiles", "host.profiles", "[hosts.NAME]"],
+        );
+        check(
+            "[hosts.guest]\ntransport = \"local\"\n",
+            &["[hosts.guest] claims no profile", "hosts.guest.profiles"],
+        );
+        check(
+            "[hosts.guest]\nprofiles = []\n",
+            &["[hosts.guest] claims no profile"],
+        );
+        check(
+            "[hosts.a]\nprofiles = [\"security\"]\n[hosts.b]\nprofiles = [\"gitlab\", \"security\"]\n",
+            &["profile `security` is claimed by two hosts: [hosts.a] and [hosts.b]", "hosts.b.profiles", "t.toml:4:"],
+        );
     }
 
     #[test]

@@ -137,10 +137,40 @@ fn unknown_field_inside_a_probe_table() {
 }
 
 #[test]
+fn a_wrong_via_names_both_routes_and_the_table() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.tcp]\naddress = \"x:1\"\nvia = \"ssh\"\n",
+        &["`via = \"ssh\"` is not a route", "via = \"direct\"", "via = \"host\"", "p.toml:4:", "check[0].tcp"],
+    );
+}
+
+#[test]
+fn a_systemd_field_its_assertion_ignores_stops_the_load() {
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"config\"\n[check.systemd]\nassert = \"system_running\"\nmax_restarts = 2\n",
+        &["`max_restarts` does not apply to `assert = \"system_running\"`", "p.toml:4:"],
+    );
+}
+
+#[test]
 fn unknown_phase_lists_the_phases() {
     check_err(
         "[[check]]\nid = \"a\"\nphase = \"servces\"\n[check.tcp]\naddress = \"x:1\"\n",
         &["unknown variant `servces`", "services", "p.toml:3:"],
+    );
+}
+
+#[test]
+fn when_is_on_success_unless_always_and_nothing_else() {
+    let p = load_text(
+        "[[check]]\nid = \"a\"\nphase = \"e2e\"\n[check.tcp]\naddress = \"x:1\"\n\n[[check]]\nid = \"b\"\nphase = \"e2e\"\nneeds = [\"a\"]\nwhen = \"always\"\n[check.tcp]\naddress = \"x:1\"\n",
+    )
+    .unwrap();
+    assert_eq!(p.checks[0].when, crate::check::When::OnSuccess);
+    assert_eq!(p.checks[1].when, crate::check::When::Always);
+    check_err(
+        "[[check]]\nid = \"a\"\nphase = \"e2e\"\nwhen = \"sometimes\"\n[check.tcp]\naddress = \"x:1\"\n",
+        &["unknown variant `sometimes`", "always", "p.toml:4:", "field: when"],
     );
 }
 
@@ -407,4 +437,26 @@ fn spec_of(check: &crate::check::Check) -> &ProbeSpec {
         .as_any()
         .downcast_ref::<ProbeSpec>()
         .expect("profiles load into ProbeSpec")
+}
+
+#[test]
+fn run_id_is_one_per_load_and_the_target_may_fix_it() {
+    let text = |id: &str| {
+        format!("[[check]]\nid = \"{id}\"\nphase = \"config\"\n[check.command]\nrun = [\"echo\", \"p-${{run.id}}\"]\n")
+    };
+    let loaded = load_texts(&[("a.toml", &text("a.one")), ("b.toml", &text("b.two"))]).unwrap();
+    let argv: Vec<String> = loaded
+        .checks
+        .iter()
+        .map(|c| format!("{:?}", c.probe))
+        .collect();
+    let id_of = |debug: &str| {
+        let start = debug.find("p-").unwrap() + 2;
+        debug[start..start + 8].to_string()
+    };
+    let first = id_of(&argv[0]);
+    assert!(first.chars().all(|c| c.is_ascii_hexdigit()), "{first}");
+    assert_eq!(first, id_of(&argv[1]), "one id per load");
+    let again = load_texts(&[("a.toml", &text("a.one"))]).unwrap();
+    assert_ne!(first, id_of(&format!("{:?}", again.checks[0].probe)));
 }

@@ -11,9 +11,8 @@ pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error, hint: &str) -> U
     let mut err = UserError::new(message.clone()).in_file(path);
     if let Some(span) = e.span() {
         err = err.at(Location::from_offset(path, text, span.start));
-        let key = text.get(span.clone()).unwrap_or("").trim();
-        if !key.is_empty() && key.len() < 60 && !key.contains('\n') {
-            err = err.field(key.to_string());
+        if let Some(field) = field_at(text, span) {
+            err = err.field(field);
         }
     }
     let hint = if message.starts_with("unknown field") && message.contains("`tcp`") {
@@ -29,4 +28,39 @@ pub fn toml_error(path: &Path, text: &str, e: &toml::de::Error, hint: &str) -> U
         hint.to_string()
     };
     err.hint(hint)
+}
+
+/// The field an error's span points at: the key itself, or, when the span
+/// is a value (`timeout = "soon"`), the key it is assigned to.
+fn field_at(text: &str, span: std::ops::Range<usize>) -> Option<String> {
+    let spanned = text.get(span.clone())?.trim();
+    let line_start = text.get(..span.start)?.rfind('\n').map_or(0, |n| n + 1);
+    let before = text.get(line_start..span.start)?;
+    let field = match before.trim_end().strip_suffix('=') {
+        Some(key) => key.trim(),
+        None => spanned,
+    };
+    (!field.is_empty() && field.len() < 60 && !field.contains('\n')).then(|| field.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_at;
+
+    #[test]
+    fn the_field_is_the_key_a_value_is_assigned_to() {
+        let text = "[[check]]\nid = \"a\"\ntimeout = \"soon\"\nretry.max = 3\n";
+        let at = |needle: &str| {
+            let start = text.find(needle).unwrap();
+            start..start + needle.len()
+        };
+        for (span, field) in [
+            (at("\"soon\""), Some("timeout")),
+            (at("3"), Some("retry.max")),
+            (at("timeout"), Some("timeout")),
+            (at("[[check]]"), Some("[[check]]")),
+        ] {
+            assert_eq!(field_at(text, span).as_deref(), field);
+        }
+    }
 }

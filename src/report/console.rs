@@ -19,16 +19,20 @@ pub struct Style {
     pub color: bool,
     /// DEBUG=1: also show each failed attempt that will be retried.
     pub verbose: bool,
+    /// `--quiet`: no progress (run, phase and check lines); only the
+    /// failure blocks and the summary.
+    pub quiet: bool,
 }
 
 impl Style {
     /// Colour only on a terminal, never under CI or with NO_COLOR set.
-    pub fn detect(is_terminal: bool, verbose: bool) -> Style {
+    pub fn detect(is_terminal: bool, verbose: bool, quiet: bool) -> Style {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
         Style {
             color: is_terminal && !no_color && !ci,
             verbose,
+            quiet,
         }
     }
 
@@ -82,6 +86,12 @@ impl<W: Write + Send> EventSink for Console<W> {
     fn event(&self, event: &Event<'_>) {
         let s = &self.style;
         match event {
+            Event::RunStarted { .. }
+            | Event::PhaseStarted { .. }
+            | Event::CheckFinished { .. }
+            | Event::AttemptFailed { .. }
+            | Event::PhaseFinished { .. }
+                if s.quiet => {}
             Event::RunStarted { session_id, total } => {
                 self.line(&format!("spinup-smoke {session_id}: {total} checks"));
             }
@@ -144,6 +154,9 @@ fn progress_line(s: &Style, r: &CheckResult) -> String {
     }
     if r.stand_in {
         line.push_str(" (stand-in)");
+    }
+    if !r.host.is_empty() && r.host != "local" {
+        line.push_str(&s.paint("2", &format!(" on {}", r.host)));
     }
     line
 }
@@ -344,6 +357,7 @@ mod tests {
             attempts: vec![],
             metrics: BTreeMap::new(),
             profile: "p.toml".into(),
+            host: "local".into(),
         }
     }
 
@@ -380,6 +394,7 @@ mod tests {
         let plain = Style {
             color: false,
             verbose: false,
+            quiet: false,
         };
         let r = report(
             vec![
@@ -422,6 +437,7 @@ mod tests {
     const PLAIN: Style = Style {
         color: false,
         verbose: false,
+        quiet: false,
     };
 
     #[test]
@@ -448,6 +464,12 @@ mod tests {
         assert_eq!(
             progress_line(&PLAIN, &r.results[0]),
             " PASS    config.ok 3ms"
+        );
+        let mut remote = r.results[0].clone();
+        remote.host = "ssh rave@p6.example.org:22".into();
+        assert_eq!(
+            progress_line(&PLAIN, &remote),
+            " PASS    config.ok 3ms on ssh rave@p6.example.org:22"
         );
         let mut failed = r.results[11].clone();
         failed.status = Outcome::Fail;
@@ -515,6 +537,7 @@ mod tests {
         let plain = Style {
             color: false,
             verbose: false,
+            quiet: false,
         };
         let line = progress_line(&plain, &result("pg.q", Outcome::Skip));
         assert!(
@@ -524,6 +547,7 @@ mod tests {
         let color = Style {
             color: true,
             verbose: false,
+            quiet: false,
         };
         assert!(progress_line(&color, &result("pg.up", Outcome::Pass)).contains("\x1b[32m"));
     }
@@ -535,6 +559,7 @@ mod tests {
             Style {
                 color: false,
                 verbose: true,
+                quiet: false,
             },
         );
         console.event(&Event::PhaseStarted {
@@ -553,6 +578,37 @@ mod tests {
             text.contains("attempt 1 failed (refused), retrying in 250ms"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn quiet_shows_only_the_failures_and_the_summary() {
+        let console = Console::new(
+            Vec::new(),
+            Style {
+                color: false,
+                verbose: true,
+                quiet: true,
+            },
+        );
+        let passed = result("pg.up", Outcome::Pass);
+        let failed = result("pg.q", Outcome::Fail);
+        console.event(&Event::RunStarted {
+            session_id: "s",
+            total: 2,
+        });
+        console.event(&Event::PhaseStarted {
+            phase: Phase::Services,
+            checks: 2,
+        });
+        console.event(&Event::CheckFinished { result: &passed });
+        console.event(&Event::CheckFinished { result: &failed });
+        let report = report(vec![passed.clone(), failed.clone()], OverallStatus::Failure);
+        console.event(&Event::RunFinished { report: &report });
+        let text = String::from_utf8(console.into_inner()).unwrap();
+        assert!(!text.contains("== phase"), "{text}");
+        assert!(!text.contains(" PASS    pg.up"), "{text}");
+        assert!(text.contains("FAIL    pg.q (services)"), "{text}");
+        assert!(text.contains("FAILURE"), "{text}");
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! one atomic set (all of them or none): the signed transcript, its
 //! DSSE/in-toto attestation and the JUnit report.
 
+pub mod compare;
 pub mod console;
 pub mod dsse;
 pub mod junit;
 #[cfg(any(test, feature = "testkit"))]
 pub mod sample;
+pub mod soak;
 pub mod transcript;
 pub mod tree;
 

@@ -67,6 +67,7 @@ pub fn result(id: &str, phase: Phase, service: &str, status: Outcome) -> CheckRe
         ],
         metrics: BTreeMap::from([("latency_ms".to_string(), 12.345678901234567)]),
         profile: "health-checks/postgres.toml".to_string(),
+        host: "local".to_string(),
     }
 }
 

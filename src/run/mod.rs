@@ -23,12 +23,14 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use crate::check::excerpt;
+use crate::check::sessions::Sessions;
 use crate::check::Check;
 use crate::check::ProbeContext;
 use crate::check::RunSoFar;
 use crate::check::Verdict;
 use crate::check::{Attempt, CheckResult, Coverage, Outcome, Severity};
-use crate::os::CommandExecutor;
+use crate::check::{LogSource, When};
+use crate::host::Hosts;
 use crate::plan::Plan;
 use crate::vm::registry::Registry;
 pub use events::{Event, EventSink, NoEvents};
@@ -38,6 +40,18 @@ pub use report::RunReport;
 pub const MAX_EVIDENCE_BYTES: usize = 8 * 1024;
 /// Expected/found texts are short by nature; cap them too.
 pub const MAX_TEXT_BYTES: usize = 2 * 1024;
+/// Attempts kept in a result: the first few and the most recent ones (a
+/// check polling for minutes makes thousands); `attempt_count` counts all.
+pub const KEEP_FIRST_ATTEMPTS: usize = 5;
+pub const KEEP_LAST_ATTEMPTS: usize = 20;
+
+/// Records `attempt`, dropping the oldest of the middle ones past the bound.
+fn record_attempt(attempts: &mut Vec<Attempt>, attempt: Attempt) {
+    attempts.push(attempt);
+    if attempts.len() > KEEP_FIRST_ATTEMPTS + KEEP_LAST_ATTEMPTS {
+        attempts.remove(KEEP_FIRST_ATTEMPTS);
+    }
+}
 
 /// Masks secrets in every text the runner records.
 pub type RedactFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
@@ -50,7 +64,8 @@ pub struct RunOptions {
     /// Bound of the whole run (`VALIDATION_TIMEOUT`).
     pub global_timeout: Duration,
     pub artifacts_dir: PathBuf,
-    pub executor: Arc<dyn CommandExecutor>,
+    /// Where each check runs (by its profile); closed when the run ends.
+    pub hosts: Arc<Hosts>,
     pub redact: RedactFn,
     pub safe_mode: bool,
     /// Shared with probes: phase times and metrics recorded so far.
@@ -61,7 +76,7 @@ pub struct RunOptions {
 /// as "SIGINT") or the global timeout passes: then running checks are
 /// cancelled (their child processes killed), the rest recorded as aborted,
 /// and the report is still returned. Whatever the outcome, every VM a check
-/// booted is torn down before this returns.
+/// booted is torn down and every host connection closed before this returns.
 pub async fn run(
     plan: &Plan,
     options: &RunOptions,
@@ -84,6 +99,7 @@ pub async fn run(
     };
     tokio::pin!(abort);
     let vms = Arc::new(Registry::new());
+    let sessions = Arc::new(Sessions::default());
 
     sink.event(&Event::RunStarted {
         session_id: &session_id,
@@ -93,12 +109,18 @@ pub async fn run(
     let mut phase_durations_ms = BTreeMap::new();
     let mut abort_reason: Option<String> = None;
 
+    // The longest chains of `needs` start first (ties keep the plan's order).
+    let chain_lengths = plan.chain_lengths();
     for phase in plan.phases() {
-        let phase_checks: Vec<&Check> = plan.in_phase(phase).collect();
+        let mut phase_checks: Vec<&Check> = plan.in_phase(phase).collect();
+        phase_checks.sort_by_key(|c| {
+            std::cmp::Reverse(chain_lengths.get(c.id.as_str()).copied().unwrap_or(1))
+        });
         if let Some(reason) = &abort_reason {
             for check in phase_checks {
                 let result = not_run(
                     check,
+                    host_of(options, check),
                     Outcome::Aborted,
                     format!("not started: run aborted ({reason})"),
                 );
@@ -127,7 +149,7 @@ pub async fn run(
                     DependencyState::Waiting => i += 1,
                     DependencyState::Blocked(reason) => {
                         pending.remove(i);
-                        let result = not_run(check, Outcome::Skip, reason);
+                        let result = not_run(check, host_of(options, check), Outcome::Skip, reason);
                         sink.event(&Event::CheckFinished { result: &result });
                         results.insert(check.id.clone(), result);
                     }
@@ -141,8 +163,10 @@ pub async fn run(
                         let opts = options.clone();
                         let task_sink = sink.clone();
                         let task_vms = vms.clone();
+                        let task_sessions = sessions.clone();
                         let handle = running.spawn(async move {
-                            execute(&owned, &opts, &task_vms, task_sink.as_ref()).await
+                            execute(&owned, &opts, &task_vms, &task_sessions, task_sink.as_ref())
+                                .await
                         });
                         running_ids.insert(
                             handle.id(),
@@ -159,8 +183,12 @@ pub async fn run(
                 // Unreachable with a valid plan (dependencies are ordered);
                 // never spin: skip what cannot start.
                 for check in pending.drain(..) {
-                    let result =
-                        not_run(check, Outcome::Skip, "dependencies never finished".into());
+                    let result = not_run(
+                        check,
+                        host_of(options, check),
+                        Outcome::Skip,
+                        "dependencies never finished".into(),
+                    );
                     results.insert(check.id.clone(), result);
                 }
                 break;
@@ -176,7 +204,7 @@ pub async fn run(
                         Err(err) => {
                             let Some((id, started, at)) = running_ids.remove(&err.id()) else { continue };
                             let Some(check) = plan.checks.iter().find(|c| c.id == id) else { continue };
-                            internal_failure(check, started, at, &err.to_string())
+                            internal_failure(check, host_of(options, check), started, at, &err.to_string())
                         }
                     };
                     let result = seal(result, &options.redact);
@@ -190,7 +218,7 @@ pub async fn run(
                     while running.join_next().await.is_some() {}
                     for (_, (id, started, at)) in running_ids.drain() {
                         if let Some(check) = plan.checks.iter().find(|c| c.id == id) {
-                            let mut result = not_run(check, Outcome::Aborted, format!("cancelled: run aborted ({reason})"));
+                            let mut result = not_run(check, host_of(options, check), Outcome::Aborted, format!("cancelled: run aborted ({reason})"));
                             result.started_at = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
                             result.duration_ms = started.elapsed().as_millis() as u64;
                             result.found = format!("cancelled after {:.1}s: {reason}", started.elapsed().as_secs_f64());
@@ -200,7 +228,7 @@ pub async fn run(
                         }
                     }
                     for check in pending.drain(..) {
-                        let result = not_run(check, Outcome::Aborted, format!("not started: run aborted ({reason})"));
+                        let result = not_run(check, host_of(options, check), Outcome::Aborted, format!("not started: run aborted ({reason})"));
                         sink.event(&Event::CheckFinished { result: &result });
                         results.insert(check.id.clone(), result);
                     }
@@ -243,9 +271,17 @@ pub async fn run(
         safe_mode: options.safe_mode,
     };
     sink.event(&Event::RunFinished { report: &report });
+    // Sessions first: a logout may travel through a host's tunnel.
+    for (key, why) in sessions.close_all(SESSION_CLOSE_WITHIN).await {
+        eprintln!("warning: the shared session {key} was not closed: {why}");
+    }
     tear_down_vms(&vms).await;
+    options.hosts.close_all().await;
     report
 }
+
+/// How long the run waits for its shared sessions to close (logouts).
+const SESSION_CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Tears down every VM of the run; a teardown that leaves something behind
 /// is a warning on stderr (the report is already final).
@@ -255,6 +291,14 @@ async fn tear_down_vms(vms: &Registry) {
             eprintln!("warning: VM `{name}` was not torn down cleanly: {teardown:?}");
         }
     }
+}
+
+/// Where `check` runs, for its result.
+fn host_of(options: &RunOptions, check: &Check) -> String {
+    options
+        .hosts
+        .for_profile_file(&check.location.file)
+        .describe()
 }
 
 enum DependencyState {
@@ -270,6 +314,8 @@ fn dependency_state(check: &Check, results: &HashMap<String, CheckResult>) -> De
         match results.get(need) {
             None => waiting = true,
             Some(r) if r.status.satisfies_dependents() => {}
+            // A run cut short runs nothing more, `always` or not.
+            Some(r) if check.when == When::Always && r.status != Outcome::Aborted => {}
             Some(r) => {
                 let what = match r.status {
                     Outcome::Fail => "failed",
@@ -294,6 +340,7 @@ async fn execute(
     check: &Check,
     options: &RunOptions,
     vms: &Arc<Registry>,
+    sessions: &Arc<Sessions>,
     sink: &dyn EventSink,
 ) -> CheckResult {
     let started = Instant::now();
@@ -302,16 +349,21 @@ async fn execute(
     // recorded as aborted, not failed); the check's own deadline bounds it here.
     let deadline = started + check.timeout;
     let mut attempts = Vec::new();
+    let mut count = 0u32;
     let mut last: Verdict;
+    let host = options.hosts.for_profile_file(&check.location.file);
     loop {
-        let number = attempts.len() as u32 + 1;
+        let number = count + 1;
         let attempt_start = Instant::now();
         let ctx = ProbeContext {
-            executor: options.executor.clone(),
+            executor: host.executor(),
+            tunnel: host.tunnel(),
+            via_host: host.via_host(),
             deadline,
             artifacts_dir: options.artifacts_dir.clone(),
             so_far: options.so_far.clone(),
             vms: vms.clone(),
+            sessions: sessions.clone(),
         };
         last = match tokio::time::timeout_at(deadline.into(), check.probe.run(&ctx)).await {
             Ok(verdict) => verdict,
@@ -323,12 +375,17 @@ async fn execute(
                 ),
             ),
         };
-        attempts.push(Attempt {
-            number,
-            duration_ms: attempt_start.elapsed().as_millis() as u64,
-            passed: last.pass,
-            error: (!last.pass).then(|| (options.redact)(&excerpt(&last.found, MAX_TEXT_BYTES))),
-        });
+        count = number;
+        record_attempt(
+            &mut attempts,
+            Attempt {
+                number,
+                duration_ms: attempt_start.elapsed().as_millis() as u64,
+                passed: last.pass,
+                error: (!last.pass)
+                    .then(|| (options.redact)(&excerpt(&last.found, MAX_TEXT_BYTES))),
+            },
+        );
         if last.pass {
             break;
         }
@@ -353,7 +410,58 @@ async fn execute(
         (false, Severity::Warn) => Outcome::Warn,
         (false, Severity::Fail) => Outcome::Fail,
     };
-    finish(check, status, last, attempts, started, started_at)
+    if let (false, Some(logs)) = (last.pass, &check.logs) {
+        let tail = log_tail(logs, host.executor().as_ref()).await;
+        last.evidence = if last.evidence.is_empty() {
+            tail
+        } else {
+            format!("{}\n{tail}", last.evidence)
+        };
+    }
+    finish(
+        check,
+        host.describe(),
+        status,
+        last,
+        (count, attempts),
+        started,
+        started_at,
+    )
+}
+
+/// How long reading a failed check's log may take.
+const LOG_TAIL_WITHIN: Duration = Duration::from_secs(3);
+
+/// The last lines of a failed check's service log, read on the check's
+/// host, as evidence (redacted with the rest by `seal`); or why not.
+async fn log_tail(logs: &LogSource, executor: &dyn crate::os::CommandExecutor) -> String {
+    let command = logs.command(LogSource::LINES);
+    let header = format!(
+        "--- the last {} lines of {} (the service's log) ---",
+        LogSource::LINES,
+        logs.describe()
+    );
+    match executor
+        .run(&command, Instant::now() + LOG_TAIL_WITHIN)
+        .await
+    {
+        Ok(out) if out.exit_code == Some(0) => {
+            let text = out.stdout_text();
+            let lines: Vec<String> = text.lines().map(|l| excerpt(l, 300)).collect();
+            format!("{header}\n{}", lines.join("\n"))
+        }
+        Ok(out) => format!(
+            "{header}\n(`{}` on {} failed: {})",
+            command.display(),
+            executor.describe(),
+            excerpt(out.stderr_text().trim(), 300)
+        ),
+        Err(e) => format!(
+            "{header}\n(`{}` on {}: {e})",
+            command.display(),
+            executor.describe()
+        ),
+    }
 }
 
 fn describe_expectation(check: &Check) -> String {
@@ -366,9 +474,10 @@ fn describe_expectation(check: &Check) -> String {
 
 fn finish(
     check: &Check,
+    host: String,
     status: Outcome,
     verdict: Verdict,
-    attempts: Vec<Attempt>,
+    (attempt_count, attempts): (u32, Vec<Attempt>),
     started: Instant,
     started_at: chrono::DateTime<chrono::Utc>,
 ) -> CheckResult {
@@ -388,10 +497,11 @@ fn finish(
         skip_reason: None,
         started_at: Some(started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         duration_ms: started.elapsed().as_millis() as u64,
-        attempt_count: attempts.len() as u32,
+        attempt_count,
         attempts,
         metrics: verdict.metrics,
         profile: check.location.file.display().to_string(),
+        host,
     }
 }
 
@@ -413,12 +523,13 @@ pub fn seal(mut result: CheckResult, redact: &RedactFn) -> CheckResult {
 }
 
 /// A check that did not run (skipped or aborted); nothing in it is secret.
-fn not_run(check: &Check, status: Outcome, reason: String) -> CheckResult {
+fn not_run(check: &Check, host: String, status: Outcome, reason: String) -> CheckResult {
     let mut result = finish(
         check,
+        host,
         status,
         Verdict::fail(describe_expectation(check), reason.clone()),
-        Vec::new(),
+        (0, Vec::new()),
         Instant::now(),
         chrono::Utc::now(),
     );
@@ -430,12 +541,14 @@ fn not_run(check: &Check, status: Outcome, reason: String) -> CheckResult {
 
 fn internal_failure(
     check: &Check,
+    host: String,
     started: Instant,
     started_at: chrono::DateTime<chrono::Utc>,
     error: &str,
 ) -> CheckResult {
     finish(
         check,
+        host,
         Outcome::Fail,
         Verdict::fail(
             describe_expectation(check),
@@ -444,7 +557,7 @@ fn internal_failure(
                 check.probe.kind()
             ),
         ),
-        Vec::new(),
+        (0, Vec::new()),
         started,
         started_at,
     )

@@ -1,10 +1,9 @@
 use super::*;
 use crate::check::RetryPolicy;
-use crate::check::{OverallStatus, Phase, Severity};
+use crate::check::{OverallStatus, Phase, Severity, When};
 use crate::checks::tcp;
 use crate::checks::ProbeSpec;
 use crate::error::Location;
-use crate::os::LocalExecutor;
 use std::sync::Mutex;
 
 fn tcp_check(id: &str, phase: Phase, address: &str, needs: &[&str]) -> Check {
@@ -22,8 +21,12 @@ fn tcp_check(id: &str, phase: Phase, address: &str, needs: &[&str]) -> Check {
         probe: ProbeSpec::Tcp(tcp::Spec {
             address: address.into(),
             open: true,
+            via: None,
         })
         .into_probe(),
+        logs: None,
+        when: Default::default(),
+        smoke: false,
         location: Location {
             file: "t.toml".into(),
             line: 1,
@@ -37,7 +40,7 @@ fn options() -> RunOptions {
         jobs: 4,
         global_timeout: Duration::from_secs(60),
         artifacts_dir: std::env::temp_dir(),
-        executor: Arc::new(LocalExecutor),
+        hosts: Arc::new(crate::host::Hosts::local()),
         redact: Arc::new(|s: &str| s.replace("hunter2", "[REDACTED]")),
         safe_mode: true,
         so_far: Default::default(),
@@ -182,6 +185,88 @@ async fn the_verdict_follows_the_coverage_of_the_phases() {
     assert_eq!(report.results.len(), 1, "only the services check ran");
 }
 
+/// A failed check whose service has a log gets that log's last lines in its
+/// evidence (secrets redacted); a passing one does not; an unreadable log
+/// says why.
+#[tokio::test]
+async fn a_failed_check_carries_the_tail_of_its_services_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("svc.log");
+    let lines: String = (1..=30)
+        .map(|n| format!("line {n} password=hunter2\n"))
+        .collect();
+    std::fs::write(&log, lines).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().to_string();
+    let closed = closed_port().await;
+    let mut failing = tcp_check("svc.down", Phase::Services, &closed, &[]);
+    failing.logs = Some(LogSource::File(log.clone()));
+    let mut passing = tcp_check("svc.up", Phase::Services, &open, &[]);
+    passing.logs = Some(LogSource::File(log.clone()));
+    let mut missing = tcp_check("svc.nolog", Phase::Services, &closed, &[]);
+    missing.logs = Some(LogSource::File(dir.path().join("absent.log")));
+    let plan = Plan::build(vec![failing, passing, missing], &[]).unwrap();
+    let report = run(&plan, &options(), Arc::new(NoEvents), never()).await;
+    let by_id = |id: &str| report.results.iter().find(|r| r.id == id).unwrap();
+    let down = &by_id("svc.down").evidence;
+    assert!(
+        down.contains(&format!(
+            "--- the last 20 lines of {} (the service's log) ---",
+            log.display()
+        )),
+        "{down}"
+    );
+    assert!(
+        down.contains("line 11 ") && down.contains("line 30 "),
+        "{down}"
+    );
+    assert!(!down.contains("line 10 "), "{down}");
+    assert!(
+        !down.contains("hunter2") && down.contains("[REDACTED]"),
+        "{down}"
+    );
+    assert!(!by_id("svc.up").evidence.contains("the service's log"));
+    let nolog = &by_id("svc.nolog").evidence;
+    assert!(
+        nolog.contains("`tail -n 20 --") && nolog.contains("failed"),
+        "{nolog}"
+    );
+}
+
+/// `when = "always"`: a cleanup runs after its needs whatever they
+/// concluded (here a failure and a skip); without it, it is skipped.
+#[tokio::test]
+async fn an_always_check_runs_after_failed_needs() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().to_string();
+    let closed = closed_port().await;
+    let broken = tcp_check("flow.step", Phase::E2e, &closed, &[]);
+    let skipped = tcp_check("flow.next", Phase::E2e, &open, &["flow.step"]);
+    let mut cleanup = tcp_check(
+        "flow.cleanup",
+        Phase::E2e,
+        &open,
+        &["flow.step", "flow.next"],
+    );
+    cleanup.when = When::Always;
+    let plain = tcp_check("flow.after", Phase::E2e, &open, &["flow.step"]);
+    let plan = Plan::build(vec![broken, skipped, cleanup, plain], &[]).unwrap();
+    let recorder = Arc::new(Recorder::default());
+    let report = run(&plan, &options(), recorder.clone(), never()).await;
+    let status = |id: &str| report.results.iter().find(|r| r.id == id).unwrap().status;
+    assert_eq!(status("flow.step"), Outcome::Fail);
+    assert_eq!(status("flow.next"), Outcome::Skip);
+    assert_eq!(status("flow.after"), Outcome::Skip);
+    assert_eq!(status("flow.cleanup"), Outcome::Pass);
+    // It waited for both needs to finish.
+    let lines = recorder.0.lock().unwrap().clone();
+    let at = |line: &str| lines.iter().position(|l| l == line).unwrap();
+    assert!(
+        at("start flow.cleanup") > at("done flow.next SKIP"),
+        "{lines:?}"
+    );
+}
+
 #[tokio::test]
 async fn warn_severity_makes_a_warning_not_a_failure() {
     let closed = closed_port().await;
@@ -257,6 +342,30 @@ async fn retries_until_the_service_comes_up() {
 }
 
 #[tokio::test]
+async fn a_polling_check_keeps_its_first_and_latest_attempts_and_counts_all() {
+    let addr = closed_port().await;
+    let mut check = tcp_check("never.up", Phase::Services, &addr, &[]);
+    check.timeout = Duration::from_millis(1500);
+    check.retry = RetryPolicy {
+        max_attempts: None,
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(10),
+        factor: 1.0,
+    };
+    let plan = Plan::build(vec![check], &[]).unwrap();
+    let report = run(&plan, &options(), Arc::new(NoEvents), never()).await;
+    let r = &report.results[0];
+    assert_eq!(r.status, Outcome::Fail, "{r:?}");
+    let kept = super::KEEP_FIRST_ATTEMPTS + super::KEEP_LAST_ATTEMPTS;
+    assert!(r.attempt_count as usize > kept, "{}", r.attempt_count);
+    assert_eq!(r.attempts.len(), kept);
+    let numbers: Vec<u32> = r.attempts.iter().map(|a| a.number).collect();
+    assert_eq!(numbers[..5], [1, 2, 3, 4, 5]);
+    assert_eq!(*numbers.last().unwrap(), r.attempt_count);
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+}
+
+#[tokio::test]
 async fn abort_marks_everything_aborted_and_keeps_results_so_far() {
     let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let open_addr = open.local_addr().unwrap().to_string();
@@ -328,7 +437,7 @@ async fn global_timeout_aborts_the_run() {
 #[test]
 fn seal_redacts_bounds_and_digests_evidence() {
     let check = tcp_check("x", Phase::Config, "a:1", &[]);
-    let mut result = not_run(&check, Outcome::Fail, "r".into());
+    let mut result = not_run(&check, "local".into(), Outcome::Fail, "r".into());
     result.evidence = format!("password hunter2 {}", "x".repeat(20_000));
     result.found = "login with hunter2 failed".into();
     let redact: RedactFn = Arc::new(|s: &str| s.replace("hunter2", "[REDACTED]"));

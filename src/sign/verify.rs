@@ -124,6 +124,16 @@ pub fn verify_file(
     signer: Signer<'_>,
     image: Option<&Path>,
 ) -> Result<VerifyReport, VerifyError> {
+    verify_and_read(path, signer, image).map(|(report, _)| report)
+}
+
+/// Verifies the file and returns its document as verified: read once, so
+/// what the caller uses is exactly what the signature covered.
+pub fn verify_and_read(
+    path: &Path,
+    signer: Signer<'_>,
+    image: Option<&Path>,
+) -> Result<(VerifyReport, serde_json::Value), VerifyError> {
     let bytes = std::fs::read(path)
         .map_err(|e| VerifyError::Malformed(format!("cannot read {}: {e}", path.display())))?;
     let text =
@@ -158,7 +168,7 @@ pub fn verify_file(
             key_id: report.key_id,
         });
     }
-    Ok(report)
+    Ok((report, value))
 }
 
 fn b64(text: &str, what: &str) -> Result<Vec<u8>, VerifyError> {

@@ -1,6 +1,7 @@
 //! The web layer shared by the http, matrix and oidc checks: HTTP clients
-//! (`client_builder`, `trust_ca_file`, `USER_AGENT`), a headless browser session with per-origin
-//! cookies (`browser`) and HTML form handling (`form`).
+//! (`client_builder`, `trust_ca_file`, `through_socks_proxy`, `USER_AGENT`),
+//! a headless browser session with per-origin cookies (`browser`) and HTML
+//! form handling (`form`).
 //!
 //! **Architecture invariant:** imports nothing above `error`; it knows no check.
 
@@ -40,4 +41,16 @@ pub fn trust_ca_file(
         builder = builder.add_root_certificate(certificate);
     }
     Ok(builder)
+}
+
+/// Sends every request of the client through the SOCKS5 proxy at `proxy`,
+/// host names resolved by the proxy (`socks5h`): connections, redirects
+/// and followed links are all made from the proxy's side.
+pub fn through_socks_proxy(
+    builder: reqwest::ClientBuilder,
+    proxy: std::net::SocketAddr,
+) -> Result<reqwest::ClientBuilder, String> {
+    let proxy = reqwest::Proxy::all(format!("socks5h://{proxy}"))
+        .map_err(|e| format!("cannot use the SOCKS proxy {proxy}: {e}"))?;
+    Ok(builder.proxy(proxy))
 }

@@ -98,6 +98,11 @@ impl ServerProcess {
         }
     }
 
+    /// The server's process id (for the tests that signal it).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Polls `ready` every `every` until it holds; fails the test when the
     /// server exits first or is not ready `within`.
     pub fn wait_ready(

@@ -18,6 +18,24 @@ pub struct Synapse {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     pub operator_password: String,
+    /// The Python that runs it (synapse and psycopg2 importable).
+    pub python: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+impl Synapse {
+    /// Registers (non-admin) user `localpart` with `password`.
+    pub fn register(&self, localpart: &str, password: &str) {
+        register_user(
+            &self.python,
+            &self.dir,
+            &self.config,
+            &self.url,
+            localpart,
+            password,
+        );
+    }
 }
 
 /// The shared Synapse, started by the first test that asks.
@@ -68,6 +86,12 @@ rc_login:
   address: {{per_second: 100, burst_count: 1000}}
   account: {{per_second: 100, burst_count: 1000}}
   failed_attempts: {{per_second: 100, burst_count: 1000}}
+rc_message: {{per_second: 100, burst_count: 1000}}
+rc_invites:
+  per_room: {{per_second: 100, burst_count: 1000}}
+  per_user: {{per_second: 100, burst_count: 1000}}
+rc_joins:
+  local: {{per_second: 100, burst_count: 1000}}
 oidc_providers:
   - idp_id: rave
     idp_name: "RAVE"
@@ -122,22 +146,39 @@ oidc_providers:
     super::keep_until_exit(process);
     let url = format!("http://127.0.0.1:{port}");
     let operator_password = super::random_hex(16);
-    register_operator(&python, &dir, &config_path, &url, &operator_password);
+    register_user(
+        &python,
+        &dir,
+        &config_path,
+        &url,
+        "operator",
+        &operator_password,
+    );
     Synapse {
         url,
         operator_password,
+        python,
+        dir,
+        config: config_path,
     }
 }
 
-fn register_operator(python: &Path, dir: &Path, config: &Path, url: &str, password: &str) {
-    let password_file = dir.join("operator_password");
+fn register_user(
+    python: &Path,
+    dir: &Path,
+    config: &Path,
+    url: &str,
+    localpart: &str,
+    password: &str,
+) {
+    let password_file = dir.join(format!("{localpart}_password"));
     std::fs::write(&password_file, password).unwrap();
     let output = Command::new(python)
         .args([
             "-m",
             "synapse._scripts.register_new_matrix_user",
             "-u",
-            "operator",
+            localpart,
             "--no-admin",
             "-c",
         ])
@@ -149,7 +190,36 @@ fn register_operator(python: &Path, dir: &Path, config: &Path, url: &str, passwo
         .unwrap();
     assert!(
         output.status.success(),
-        "registering the operator failed: {}",
+        "registering {localpart} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// A password login of `user` on the homeserver at `url`, outside any
+/// check (for a test's own look at the server); its access token.
+pub async fn password_login(
+    client: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+    device_name: &str,
+) -> String {
+    let login: serde_json::Value = client
+        .post(format!("{url}/_matrix/client/v3/login"))
+        .json(&serde_json::json!({
+            "type": "m.login.password",
+            "identifier": { "type": "m.id.user", "user": user },
+            "password": password,
+            "initial_device_display_name": device_name,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login of {user} refused: {login}"))
+        .to_string()
 }

@@ -8,6 +8,12 @@ use super::spec::Spec;
 use crate::check::ProbeContext;
 
 pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Measured, String> {
+    if !spec.phases.is_empty() {
+        if spec.phase.is_some() || spec.metric.is_some() || spec.host_memory || spec.memory_peak_file.is_some() {
+            return Err(ONE_OF.into());
+        }
+        return phases_sum(&spec.phases, ctx);
+    }
     match (spec.phase, &spec.metric, spec.host_memory, &spec.memory_peak_file) {
         (Some(phase), None, false, None) => match ctx.so_far.phase_ms(phase) {
             Some(ms) => Ok(Measured { what: format!("phase {phase}"), value: ms as f64 / 1000.0, unit: "s" }),
@@ -28,8 +34,22 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Measured, String> 
             .map_err(|e| format!("cannot read {}: {e}", file.display()))
             .and_then(|t| t.trim().parse::<u64>().map_err(|_| format!("{} holds no byte count", file.display())))
             .map(|bytes| Measured { what: format!("peak memory ({})", file.display()), value: bytes as f64 / (1u64 << 30) as f64, unit: " GiB" }),
-        _ => Err("give exactly one of `phase`, `metric`, `host_memory = true`, `memory_peak_file`".into()),
+        _ => Err(ONE_OF.into()),
     }
+}
+
+const ONE_OF: &str = "give exactly one of `phase`, `phases`, `metric`, `host_memory = true`, `memory_peak_file`";
+
+/// The summed wall times of `phases`; each must have run.
+fn phases_sum(phases: &[crate::check::Phase], ctx: &ProbeContext) -> Result<Measured, String> {
+    let mut ms = 0;
+    for phase in phases {
+        ms += ctx.so_far.phase_ms(*phase).ok_or_else(|| {
+            format!("phase {phase} has not run in this session (select it with --phase, or check the profiles)")
+        })?;
+    }
+    let names: Vec<String> = phases.iter().map(|p| p.to_string()).collect();
+    Ok(Measured { what: format!("phases {}", names.join(" + ")), value: ms as f64 / 1000.0, unit: "s" })
 }
 
 #[cfg(test)]
@@ -77,6 +97,16 @@ mod tests {
         let v = run(&spec("host_memory = true\nmax = 0.000001"), &ctx).await;
         assert!(!v.pass, "{v:?}");
         let v = run(&spec("max = 1"), &ctx).await;
+        assert!(!v.pass && v.found.contains("exactly one"), "{v:?}");
+
+        ctx.so_far.record_phase(Phase::Boot, 4000);
+        let v = run(&spec("phases = [\"boot\", \"services\"]\nmax = 600"), &ctx).await;
+        assert!(v.pass && v.found == "phases boot + services = 6.50s", "{v:?}");
+        let v = run(&spec("phases = [\"boot\", \"services\"]\nmax = 6"), &ctx).await;
+        assert!(!v.pass && v.found == "phases boot + services = 6.50s", "{v:?}");
+        let v = run(&spec("phases = [\"boot\", \"sandbox\"]\nmax = 600"), &ctx).await;
+        assert!(!v.pass && v.found.contains("phase sandbox has not run"), "{v:?}");
+        let v = run(&spec("phases = [\"boot\"]\nphase = \"boot\"\nmax = 600"), &ctx).await;
         assert!(!v.pass && v.found.contains("exactly one"), "{v:?}");
     }
 }

@@ -1,5 +1,5 @@
 //! The `[check.budget]` table (phase `performance`): one measured quantity
-//! (the wall time of a finished phase, a metric another check recorded, or
+//! (the wall time of a finished phase or the sum of several, a metric another check recorded, or
 //! memory: the host's in-use memory, or a cgroup's peak: a peak, not a
 //! sample) and its maximum.
 
@@ -15,6 +15,10 @@ pub struct Spec {
     /// The wall time of this (earlier) phase, in seconds.
     #[serde(default)]
     pub phase: Option<Phase>,
+    /// The summed wall times of these (earlier) phases, in seconds: e.g.
+    /// `["boot", "services"]`, from the guest's boot to every service healthy.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
     /// `check-id/metric-name`: a number an earlier check recorded.
     #[serde(default)]
     pub metric: Option<String>,

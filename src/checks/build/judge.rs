@@ -24,6 +24,9 @@ pub struct Facts {
     pub artifact: Option<String>,
     /// Artifact digest after each run.
     pub digests: Vec<Result<String, String>>,
+    /// For `reproducible` with `scratch_env`: the empty directory each run
+    /// got as its cache.
+    pub scratch_dirs: Vec<String>,
 }
 
 fn tail(text: &str, max: usize) -> &str {
@@ -34,37 +37,132 @@ fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// What a build command said about itself in `key=value` lines of its
+/// stdout (the last of each key counts): `cached=true` when it served the
+/// artifact from a cache, and the real build's `build_started`,
+/// `build_finished` and `build_seconds` (scripts/build-guest-image.sh prints
+/// them; a command that prints none is measured by its own run).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BuildReport {
+    pub cached: Option<bool>,
+    pub build_started: Option<String>,
+    pub build_finished: Option<String>,
+    pub build_seconds: Option<f64>,
+}
+
+impl BuildReport {
+    pub fn parse(stdout: &str) -> BuildReport {
+        let mut report = BuildReport::default();
+        for line in stdout.lines() {
+            let Some((key, value)) = line.trim().split_once('=') else {
+                continue;
+            };
+            let value = value.trim();
+            match key {
+                "cached" => report.cached = Some(value == "true"),
+                "build_started" => report.build_started = Some(value.to_string()),
+                "build_finished" => report.build_finished = Some(value.to_string()),
+                "build_seconds" => report.build_seconds = value.parse().ok(),
+                _ => {}
+            }
+        }
+        report
+    }
+
+    fn came_from_cache(&self) -> bool {
+        self.cached == Some(true)
+    }
+}
+
+/// The time judged against the budget: the run's own, or for a cached
+/// artifact the recorded time of the real build (`None`: not recorded).
+fn judged_seconds(run: &BuildRun, report: &BuildReport) -> Option<f64> {
+    if report.came_from_cache() {
+        report.build_seconds
+    } else {
+        Some(run.seconds)
+    }
+}
+
+/// "cached, built at <time> (...)" for a cached artifact.
+fn cached_line(report: &BuildReport) -> String {
+    let at = report
+        .build_finished
+        .as_deref()
+        .unwrap_or("an unrecorded time");
+    match (report.build_seconds, &report.build_started) {
+        (Some(s), Some(started)) => {
+            format!("cached, built at {at} (the build ran {s:.0}s from {started})")
+        }
+        (Some(s), None) => format!("cached, built at {at} (the build took {s:.0}s)"),
+        (None, _) => format!("cached, built at {at} (the build's time was not recorded)"),
+    }
+}
+
 pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
     let budget = spec.max_duration.0.as_secs_f64();
     let mut evidence = String::new();
     let mut parts = Vec::new();
-    for (i, run) in facts.runs.iter().enumerate() {
+    let reports: Vec<BuildReport> = facts
+        .runs
+        .iter()
+        .map(|r| BuildReport::parse(&r.stdout))
+        .collect();
+    for (i, (run, report)) in facts.runs.iter().zip(&reports).enumerate() {
         let which = if i == 0 { "build" } else { "second build" };
+        if let Some(dir) = facts.scratch_dirs.get(i) {
+            evidence.push_str(&format!(
+                "{which} from scratch: {} = {dir} (new, empty; removed after)\n",
+                spec.scratch_env.as_deref().unwrap_or("?")
+            ));
+        }
         evidence.push_str(&format!(
-            "$ {} ({}) [{which}]\nexit code: {}, {:.1}s\nstdout (tail):\n{}\nstderr (tail):\n{}\n",
+            "$ {} ({}) [{which}]\nexit code: {}, {:.1}s\n",
             facts.command,
             facts.place,
             run.exit_code.map_or("none".to_string(), |c| c.to_string()),
             run.seconds,
+        ));
+        if report.came_from_cache() {
+            evidence.push_str(&format!(
+                "{}; this run served it in {:.1}s\n",
+                cached_line(report),
+                run.seconds
+            ));
+        }
+        evidence.push_str(&format!(
+            "stdout (tail):\n{}\nstderr (tail):\n{}\n",
             tail(&run.stdout, 1500),
             tail(&run.stderr, 2500),
         ));
         let expected = format!("{which} exits 0 within {budget:.0}s");
+        let ok = |found: String| Verdict::pass(&expected, found);
         parts.push(match (&run.error, run.exit_code) {
-            (Some(e), _) => Verdict::fail(expected, format!("{which}: {e}")),
-            (None, Some(0)) if run.seconds <= budget => Verdict::pass(
-                expected,
-                format!("{which} exit code 0 in {:.1}s", run.seconds),
-            ),
-            (None, Some(0)) => Verdict::fail(
-                expected,
-                format!(
-                    "{which} took {:.1}s, over the {budget:.0}s budget",
-                    run.seconds
+            (Some(e), _) => Verdict::fail(&expected, format!("{which}: {e}")),
+            (None, Some(0)) => match judged_seconds(run, report) {
+                None => Verdict::fail(
+                    &expected,
+                    format!("{which}: {}: its time cannot be judged; rebuild without the cache, or make the build command print build_seconds= for cached artifacts", cached_line(report)),
                 ),
-            ),
-            (None, Some(code)) => Verdict::fail(expected, format!("{which} exit code {code}")),
-            (None, None) => Verdict::fail(expected, format!("{which} killed by a signal")),
+                Some(s) if s <= budget && report.came_from_cache() => ok(format!(
+                    "{which} exit code 0, {}",
+                    cached_line(report)
+                )),
+                Some(s) if s <= budget => ok(format!("{which} exit code 0 in {s:.1}s")),
+                Some(_) if report.came_from_cache() => Verdict::fail(
+                    &expected,
+                    format!(
+                        "{which}: {}, over the {budget:.0}s budget",
+                        cached_line(report)
+                    ),
+                ),
+                Some(s) => Verdict::fail(
+                    &expected,
+                    format!("{which} took {s:.1}s, over the {budget:.0}s budget"),
+                ),
+            },
+            (None, Some(code)) => Verdict::fail(&expected, format!("{which} exit code {code}")),
+            (None, None) => Verdict::fail(&expected, format!("{which} killed by a signal")),
         });
     }
     for (i, digest) in facts.digests.iter().enumerate() {
@@ -80,10 +178,26 @@ pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
         }
     }
     if spec.reproducible {
-        let expected = "both builds give the same digest";
+        let expected = "two builds from scratch give the same digest";
+        let cached: Vec<&str> = reports
+            .iter()
+            .zip(["build", "second build"])
+            .filter(|(r, _)| r.came_from_cache())
+            .map(|(_, which)| which)
+            .collect();
         match facts.digests.as_slice() {
+            _ if !cached.is_empty() => parts.push(Verdict::fail(
+                expected,
+                format!(
+                    "the {} came from a cache (cached=true), not from scratch: set `scratch_env` to the variable naming the build's cache directory",
+                    cached.join(" and the ")
+                ),
+            )),
             [Ok(a), Ok(b)] if a == b => parts.push(Verdict::pass(expected, format!("both {a}"))),
-            [Ok(a), Ok(b)] => parts.push(Verdict::fail(expected, format!("{a} then {b}"))),
+            [Ok(a), Ok(b)] => parts.push(Verdict::fail(
+                expected,
+                format!("not reproducible: {a} then {b}"),
+            )),
             [_, _] => {}
             _ if facts.artifact.is_none() => parts.push(Verdict::fail(
                 expected,
@@ -93,8 +207,16 @@ pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
         }
     }
     let mut verdict = all_of(parts).with_evidence(evidence.trim_end().to_string());
-    if let Some(first) = facts.runs.first() {
-        verdict = verdict.with_metric("build_seconds", first.seconds);
+    if let (Some(first), Some(report)) = (facts.runs.first(), reports.first()) {
+        if let Some(s) = judged_seconds(first, report) {
+            verdict = verdict.with_metric("build_seconds", s);
+        }
+        verdict = verdict
+            .with_metric("build_command_seconds", first.seconds)
+            .with_metric(
+                "build_cached",
+                if report.came_from_cache() { 1.0 } else { 0.0 },
+            );
     }
     if let Some(second) = facts.runs.get(1) {
         verdict = verdict.with_metric("rebuild_seconds", second.seconds);
@@ -138,6 +260,7 @@ mod tests {
                 Some("/out".into())
             },
             digests,
+            scratch_dirs: vec![],
         };
         let v = judge(&spec(extra), &facts);
         assert_eq!(v.pass, pass, "{v:?}");
@@ -162,7 +285,7 @@ mod tests {
             vec![run(0, 1.0), run(0, 1.0)],
             vec![same(), Ok("sha256:b".into())],
             false,
-            "sha256:a then sha256:b",
+            "not reproducible: sha256:a then sha256:b",
         );
         check(
             "reproducible = true",
@@ -178,5 +301,82 @@ mod tests {
             false,
             "not found",
         );
+    }
+
+    fn cached_run(seconds: f64, recorded: Option<f64>) -> BuildRun {
+        let mut stdout = "image=/c/guest.qcow2\ncached=true\n".to_string();
+        if let Some(r) = recorded {
+            stdout.push_str(&format!(
+                "build_started=2026-12-01T10:00:00Z\nbuild_finished=2026-12-01T10:06:12Z\nbuild_seconds={r}\n"
+            ));
+        }
+        BuildRun {
+            stdout,
+            ..run(0, seconds)
+        }
+    }
+
+    #[test]
+    fn a_cached_artifact_is_judged_by_the_real_build_time() {
+        check(
+            "",
+            vec![cached_run(0.2, Some(8.0))],
+            vec![],
+            true,
+            "cached, built at 2026-12-01T10:06:12Z (the build ran 8s from 2026-12-01T10:00:00Z)",
+        );
+        // Served in 0.2 s, but the build it serves took longer than the budget.
+        check(
+            "",
+            vec![cached_run(0.2, Some(372.0))],
+            vec![],
+            false,
+            "over the 10s budget",
+        );
+        check(
+            "",
+            vec![cached_run(0.2, None)],
+            vec![],
+            false,
+            "its time cannot be judged",
+        );
+        let facts = Facts {
+            command: "b".into(),
+            place: "local".into(),
+            runs: vec![cached_run(0.2, Some(8.0))],
+            artifact: None,
+            digests: vec![],
+            scratch_dirs: vec![],
+        };
+        let v = judge(&spec(""), &facts);
+        assert_eq!(v.metrics["build_seconds"], 8.0);
+        assert_eq!(v.metrics["build_command_seconds"], 0.2);
+        assert_eq!(v.metrics["build_cached"], 1.0);
+        assert!(
+            v.evidence.contains("cached, built at 2026-12-01T10:06:12Z")
+                && v.evidence.contains("served it in 0.2s"),
+            "{}",
+            v.evidence
+        );
+    }
+
+    #[test]
+    fn a_reproducibility_check_refuses_cached_builds() {
+        let same = || Ok("sha256:a".to_string());
+        check(
+            "reproducible = true",
+            vec![run(0, 1.0), cached_run(0.1, Some(1.0))],
+            vec![same(), same()],
+            false,
+            "the second build came from a cache (cached=true), not from scratch",
+        );
+    }
+
+    #[test]
+    fn build_reports_parse_the_last_value_of_each_key() {
+        let r = BuildReport::parse("noise\ncached=false\nbuild_seconds=x\ncached=true\nbuild_seconds=12\n");
+        assert_eq!(r.cached, Some(true));
+        assert_eq!(r.build_seconds, Some(12.0));
+        assert_eq!(BuildReport::parse("built in 5s"), BuildReport::default());
     }
 }

@@ -1,9 +1,13 @@
 //! `[check.build]`: runs the target's image build command (for RAVE a
 //! `nix build` of the P6 image; for the demo `scripts/build-guest-image.sh`)
 //! through the check's executor; it must exit 0 within `max_duration`. The
-//! build time is recorded as `build_seconds`. With `reproducible = true`
+//! build time is recorded as `build_seconds`. A command that serves the
+//! artifact from a cache says so on stdout (`cached=true`, with the real
+//! build's `build_started=`, `build_finished=`, `build_seconds=`): the
+//! real build's time is judged and recorded. With `reproducible = true`
 //! and an `artifact`, the command runs a second time and both builds'
-//! artifacts must have the same SHA-256 digest.
+//! artifacts must have the same SHA-256 digest; with `scratch_env` each
+//! run gets a new empty cache directory, so both build from scratch.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +36,12 @@ pub struct Spec {
     /// Build twice and require the same artifact digest.
     #[serde(default)]
     pub reproducible: bool,
+    /// With `reproducible`: the environment variable naming the build's
+    /// cache directory (`SPINUP_SMOKE_CACHE_DIR` for the demo guest); each
+    /// of the two builds gets a new empty directory there, made and removed
+    /// on the check's host.
+    #[serde(default)]
+    pub scratch_env: Option<String>,
 }
 
 impl Spec {

@@ -23,7 +23,7 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
                 ExecError::TimedOut { partial, .. } => {
                     (partial.stdout_text(), partial.stderr_text())
                 }
-                ExecError::Spawn(_) => (String::new(), String::new()),
+                ExecError::Spawn(_) | ExecError::Connection(_) => (String::new(), String::new()),
             };
             Facts {
                 command: command.display(),

@@ -207,6 +207,7 @@ mod tests {
     fn version_spec(min: Option<&str>) -> Spec {
         Spec {
             socket: "/run/p.sock".into(),
+            via: None,
             assertion: Assertion::Version {
                 min_api_version: min.and_then(ApiVersion::parse),
             },
@@ -216,6 +217,7 @@ mod tests {
     fn run_spec(expect_output: Option<&str>) -> Spec {
         Spec {
             socket: "/run/p.sock".into(),
+            via: None,
             assertion: Assertion::Run(RunSpec {
                 image: "localhost/bb".into(),
                 command: vec!["/bin/sh".into(), "-c".into(), "echo hi".into()],

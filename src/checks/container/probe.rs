@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use super::judge::{Engine, Facts, Ran};
 use super::spec::{Assertion, RunSpec, Spec};
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 use crate::error::error_chain;
 
 /// Containers this probe creates carry this label (value: the image), so
@@ -35,8 +36,8 @@ const MAX_OUTPUT: usize = 64 * 1024;
 /// Talks to the engine; an engine that does not answer, a missing image or
 /// a failed run are facts. A container it creates is removed before it
 /// returns, or by its drop guard if the probe is dropped mid-run.
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
-    let docker = match tokio::time::timeout(ctx.remaining(), connect(spec, ctx)).await {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {
+    let docker = match tokio::time::timeout(ctx.remaining(), connect(spec, ctx, route)).await {
         Ok(Ok(pair)) => pair,
         Ok(Err(e)) => return Facts::Unreachable(e),
         Err(_) => {
@@ -137,15 +138,23 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
 }
 
 /// Connects, negotiates the API version and reads the engine's version.
-async fn connect(spec: &Spec, ctx: &ProbeContext) -> Result<(Docker, Engine), String> {
+async fn connect(
+    spec: &Spec,
+    ctx: &ProbeContext,
+    route: &Route,
+) -> Result<(Docker, Engine), String> {
     let path = spec.socket.display().to_string();
-    if !spec.socket.exists() {
+    if route.is_direct() && !spec.socket.exists() {
         return Err(format!(
             "no socket at {path}: is the engine's API service running (e.g. `podman system service unix://{path}`)?"
         ));
     }
+    // On the host's route the engine is reached through a local forward of
+    // its socket; the messages keep naming the host's path.
+    let local = via::unix_endpoint(route, &spec.socket, ctx.deadline).await?;
+    let local = local.display().to_string();
     let timeout = ctx.remaining().as_secs().max(1);
-    let docker = Docker::connect_with_unix(&path, timeout, bollard::API_DEFAULT_VERSION)
+    let docker = Docker::connect_with_unix(&local, timeout, bollard::API_DEFAULT_VERSION)
         .map_err(|e| format!("cannot use {path}: {}", describe(&e)))?;
     let docker = docker
         .negotiate_version()

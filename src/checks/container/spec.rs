@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::checks::via::Via;
 use crate::vm::ByteSize;
 
 /// The table as written in a profile.
@@ -38,6 +39,9 @@ struct RawSpec {
     /// `run`: a memory limit for the container, e.g. "64MiB".
     #[serde(default)]
     memory: Option<ByteSize>,
+    /// Where to reach the socket from: this machine or the check's host.
+    #[serde(default)]
+    via: Option<Via>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -77,6 +81,9 @@ pub struct Spec {
     /// The socket's path (without `unix://`).
     pub socket: PathBuf,
     pub assertion: Assertion,
+    /// `"host"`: the engine's socket on the check's host, forwarded through
+    /// its tunnel; absent: the host's default (`via` in the target).
+    pub via: Option<Via>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +183,7 @@ impl TryFrom<RawSpec> for Spec {
         Ok(Spec {
             socket: PathBuf::from(path),
             assertion,
+            via: raw.via,
         })
     }
 }

@@ -23,6 +23,9 @@ pub struct Facts {
     /// /etc/passwd and /etc/group text, to resolve names in the spec.
     pub users: String,
     pub groups: String,
+    /// The type of the filesystem holding the path (`stat -f -c %T`), or
+    /// why it could not be read; `None` when `filesystem` is not asked.
+    pub filesystem: Option<Result<String, String>>,
 }
 
 /// The name of `id` in passwd/group text (`name:x:id:...`).
@@ -172,6 +175,17 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
             });
         }
     }
+    if let Some(allowed) = &spec.filesystem {
+        let e = format!("{path} on a filesystem of type {}", allowed.join(" or "));
+        parts.push(match &f.filesystem {
+            Some(Ok(fs)) if allowed.iter().any(|a| a == fs) => {
+                Verdict::pass(e, format!("{path} is on {fs}"))
+            }
+            Some(Ok(fs)) => Verdict::fail(e, format!("{path} is on {fs}")),
+            Some(Err(why)) => Verdict::fail(e, format!("filesystem type unknown: {why}")),
+            None => Verdict::fail(e, "filesystem type not read"),
+        });
+    }
     if let Some(min) = spec.min_size {
         let v = format!("size at least {min} bytes");
         parts.push(if f.size >= min {
@@ -239,6 +253,9 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
         f.gid,
         f.size
     );
+    if let Some(Ok(fs)) = &f.filesystem {
+        evidence.push_str(&format!(" filesystem {fs}"));
+    }
     if f.content_truncated {
         evidence.push_str(&format!("\n(content read up to {MAX_CONTENT} bytes)"));
     }
@@ -311,5 +328,19 @@ mod tests {
         check("kind = \"directory\"", facts(0o600, 0), false, "is a file");
         check("", Facts::default(), false, "does not exist");
         check("exists = false", Facts::default(), true, "");
+        let on = |fs: Result<&str, &str>| Facts {
+            filesystem: Some(fs.map(str::to_string).map_err(str::to_string)),
+            ..facts(0o400, 0)
+        };
+        let memory = "filesystem = [\"tmpfs\", \"ramfs\"]";
+        check(memory, on(Ok("ramfs")), true, "/x is on ramfs");
+        check(memory, on(Ok("tmpfs")), true, "/x is on tmpfs");
+        check(memory, on(Ok("ext2/ext3")), false, "/x is on ext2/ext3");
+        check(
+            memory,
+            on(Err("stat: cannot read file system information")),
+            false,
+            "filesystem type unknown: stat: cannot",
+        );
     }
 }

@@ -40,6 +40,11 @@ pub struct Spec {
     pub not_contains: Vec<String>,
     #[serde(default)]
     pub min_size: Option<u64>,
+    /// The filesystem holding the path must be one of these types, as
+    /// `stat -f -c %T` prints them on the checked host: `["tmpfs", "ramfs"]`
+    /// for secrets kept in memory.
+    #[serde(default)]
+    pub filesystem: Option<Vec<String>>,
 }
 
 fn yes() -> bool {

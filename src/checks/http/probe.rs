@@ -7,13 +7,18 @@ use std::time::Instant;
 use super::judge::Facts;
 use super::spec::Spec;
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 use crate::error::error_chain;
 
 /// Bodies are read up to this size.
 pub const MAX_BODY: usize = 1 << 20;
 
-fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
-    let mut builder = crate::web::client_builder(spec.ca_file.as_deref())?
+async fn client(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<reqwest::Client, String> {
+    if !route.is_direct() && !spec.resolve.is_empty() {
+        return Err(RESOLVE_THROUGH_TUNNEL.into());
+    }
+    let mut builder = via::http_client_builder(route, spec.ca_file.as_deref(), ctx.deadline)
+        .await?
         .timeout(ctx.remaining())
         .connect_timeout(ctx.remaining())
         .danger_accept_invalid_certs(spec.insecure)
@@ -33,10 +38,13 @@ fn client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
     builder.build().map_err(|e| error_chain(&e))
 }
 
+/// Why `resolve` and a tunnel do not mix.
+pub const RESOLVE_THROUGH_TUNNEL: &str = "`resolve` pins addresses for connections from this machine, but this check connects from its host (via = \"host\"), where names are resolved by the host: remove `resolve`, or set via = \"direct\"";
+
 /// The answer, or an empty `Facts` with the `error` that prevented one.
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {
     let started = Instant::now();
-    match gather(spec, ctx).await {
+    match gather(spec, ctx, route).await {
         Ok(mut f) => {
             f.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             f
@@ -49,11 +57,11 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
     }
 }
 
-async fn gather(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
+async fn gather(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<Facts, String> {
     let method = spec.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| format!("`{method}` is not an HTTP method"))?;
-    let client = client(spec, ctx)?;
+    let client = client(spec, ctx, route).await?;
     let mut request = client.request(method, &spec.url);
     for (k, v) in &spec.headers {
         request = request.header(k, v);
@@ -191,6 +199,57 @@ mod tests {
         let v = run(&spec(&without), &ctx).await;
         assert!(
             !v.pass && v.found.to_lowercase().contains("certificate"),
+            "{v:?}"
+        );
+    }
+
+    /// The URL's name resolves only on the host: the request, and the
+    /// redirect it follows, go through the tunnel's SOCKS proxy; directly
+    /// the name does not resolve; a refusing tunnel fails with its reason,
+    /// and `resolve` with a tunnel is refused.
+    #[tokio::test]
+    async fn via_host_requests_through_the_tunnels_socks_proxy() {
+        let target = testutil::serve(
+            http_response("200 OK", "text/plain", "from the host"),
+            Duration::ZERO,
+            None,
+        )
+        .await;
+        let redirect = testutil::serve(
+            format!(
+                "HTTP/1.1 302 Found\r\nlocation: http://web.host-only.invalid:{}/\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                target.port()
+            ),
+            Duration::ZERO,
+            None,
+        )
+        .await;
+        let tunnel = std::sync::Arc::new(
+            testutil::RelayTunnel::new().map_name("web.host-only.invalid", "127.0.0.1"),
+        );
+        let mut ctx = ProbeContext::for_tests(5);
+        ctx.tunnel = Some(tunnel.clone());
+        ctx.via_host = true;
+        let start = format!("http://web.host-only.invalid:{}/start", redirect.port());
+        let table = format!(
+            "url = \"{start}\"\nfollow_redirects = true\nbody_contains = [\"from the host\"]"
+        );
+        let v = run(&spec(&table), &ctx).await;
+        assert!(v.pass, "{v:?}");
+        assert!(v.evidence.starts_with("via ssh relay@test-host:22 (forwarded)"), "{v:?}");
+        assert_eq!(tunnel.connections(), 2, "the request and its redirect");
+        let v = run(&spec(&format!("{table}\nvia = \"direct\"")), &ctx).await;
+        assert!(!v.pass && v.found.contains("dns error"), "{v:?}");
+        let v = run(
+            &spec(&format!("{table}\nresolve = {{ \"web.host-only.invalid\" = \"127.0.0.1\" }}")),
+            &ctx,
+        )
+        .await;
+        assert!(!v.pass && v.found.contains("remove `resolve`"), "{v:?}");
+        tunnel.refuse();
+        let v = run(&spec(&table), &ctx).await;
+        assert!(
+            !v.pass && v.found.contains("no SOCKS proxy through ssh relay@test-host:22"),
             "{v:?}"
         );
     }

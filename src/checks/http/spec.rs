@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::checks::via::Via;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -27,9 +29,14 @@ pub struct Spec {
     pub insecure: bool,
     #[serde(default)]
     pub follow_redirects: bool,
-    /// Connect these host names to these addresses (like curl --resolve).
+    /// Connect these host names to these addresses (like curl --resolve;
+    /// connections from this machine only).
     #[serde(default)]
     pub resolve: BTreeMap<String, IpAddr>,
+    /// `"direct"` or `"host"` (through the host's tunnel: its SOCKS proxy,
+    /// names resolved on the host); default: the host's.
+    #[serde(default)]
+    pub via: Option<Via>,
     /// Expected status: one code or a list (default 200).
     #[serde(default)]
     pub status: Option<StatusSet>,

@@ -82,6 +82,10 @@ pub struct Session {
     pub login: Exchange,
     pub whoami: Option<Exchange>,
     pub logout: Option<Exchange>,
+    /// Set when the login is the run's shared session: how it was shared
+    /// (opened here, or reused and when it was opened); the run logs it out
+    /// when it ends, so `logout` stays empty.
+    pub shared: Option<String>,
 }
 
 impl Session {
@@ -443,9 +447,10 @@ fn judge_session(user: &str, session: &Session) -> Vec<Verdict> {
 
 fn session_evidence(session: &Session) -> Vec<String> {
     session
-        .exchanges()
-        .into_iter()
-        .map(Exchange::describe)
+        .shared
+        .iter()
+        .cloned()
+        .chain(session.exchanges().into_iter().map(Exchange::describe))
         .collect()
 }
 
@@ -836,6 +841,7 @@ mod tests {
             logout: whoami_id
                 .map(|_| reply("POST /_matrix/client/v3/logout", logout_status, json!({}))),
             login,
+            shared: None,
         }
     }
 

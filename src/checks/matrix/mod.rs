@@ -10,12 +10,14 @@ pub mod probe;
 pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
+use crate::checks::via;
 use probe::ProbeError;
 pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Gathers the facts on the check's route and judges them.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    match probe::probe(spec, ctx).await {
+    let route = via::route(spec.via, ctx);
+    let verdict = match probe::probe(spec, ctx, &route).await {
         Ok(facts) => judge::judge(spec, &facts),
         Err(ProbeError::Client(e)) => {
             Verdict::probe_error(format!("a client for {}", spec.base_url), e)
@@ -24,5 +26,6 @@ pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
             format!("an answer from {}", spec.base_url),
             "no answer before the check's deadline",
         ),
-    }
+    };
+    via::annotate(verdict, &route)
 }

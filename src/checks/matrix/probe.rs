@@ -14,7 +14,9 @@ use sha2::{Digest, Sha256};
 
 use super::judge::{Exchange, Facts, Media, Reply, Session};
 use super::spec::{Assertion, Password, Spec};
+use crate::check::sessions::Closer;
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 use crate::error::error_chain;
 
 /// Largest recorded body (bytes); the rest is cut.
@@ -30,8 +32,10 @@ pub enum ProbeError {
 }
 
 /// The exchanges of the spec's assertion, all within the deadline.
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, ProbeError> {
-    let client = http_client(spec).map_err(ProbeError::Client)?;
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<Facts, ProbeError> {
+    let client = http_client(spec, ctx, route)
+        .await
+        .map_err(ProbeError::Client)?;
     let api = Api {
         client,
         base_url: &spec.base_url,
@@ -42,8 +46,11 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, ProbeError>
         .map_err(|_| ProbeError::Deadline)
 }
 
-fn http_client(spec: &Spec) -> Result<reqwest::Client, String> {
-    crate::web::client_builder(spec.ca_file.as_deref())?
+/// The client of every exchange, on the check's route (the SSO flow's
+/// redirects through the identity provider included).
+async fn http_client(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<reqwest::Client, String> {
+    via::http_client_builder(route, spec.ca_file.as_deref(), ctx.deadline)
+        .await?
         .user_agent(crate::web::USER_AGENT)
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(&e)))
@@ -187,10 +194,53 @@ impl Api<'_> {
         (exchange, token)
     }
 
-    /// Logs in and asks whoami. Returns the session and the access token.
-    async fn session(&self, user: &str, password: &Password) -> (Session, Option<String>) {
-        let login = self.login(user, password).await;
-        self.whoami_after(login).await
+    /// The run's session for `user` (logged in by the first check that
+    /// needs it, reused by the others, logged out when the run ends), then a
+    /// whoami of this check's own. Returns the session and the access token.
+    async fn shared_session(&self, user: &str, password: &Password) -> (Session, Option<String>) {
+        let key = format!(
+            "matrix {} {user} (password {})",
+            self.base_url,
+            &hex::encode(Sha256::digest(password.0.as_bytes()))[..12]
+        );
+        let opened = self
+            .ctx
+            .sessions
+            .get_or_open(&key, || async {
+                let (login, token) = self.login(user, password).await;
+                let Some(token) = token else {
+                    return Err(login);
+                };
+                let closer = logout_later(self.client.clone(), self.base_url.to_string(), token.clone());
+                Ok((
+                    OpenSession {
+                        token,
+                        login,
+                        at: chrono::Utc::now(),
+                    },
+                    Some(closer),
+                ))
+            })
+            .await;
+        match opened {
+            Ok(shared) => {
+                let open = &shared.session;
+                let note = if shared.opened_here {
+                    format!("the run's session for {user}: logged in here, shared with the run's other checks, logged out when the run ends")
+                } else {
+                    format!(
+                        "the run's session for {user}, logged in at {} by an earlier check and reused (logged out when the run ends)",
+                        open.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                    )
+                };
+                let (mut session, token) = self
+                    .whoami_after((open.login.clone(), Some(open.token.clone())))
+                    .await;
+                session.shared = Some(note);
+                (session, token)
+            }
+            Err(login) => self.whoami_after((login, None)).await,
+        }
     }
 
     async fn whoami_after(
@@ -206,6 +256,7 @@ impl Api<'_> {
                 login,
                 whoami,
                 logout: None,
+                shared: None,
             },
             token,
         )
@@ -249,10 +300,7 @@ async fn gather(spec: &Spec, api: &Api<'_>) -> Facts {
             server_keys: api.get("/_matrix/key/v2/server", None).await,
         },
         Assertion::LoginWhoami { user, password } => {
-            let (mut session, token) = api.session(user, password).await;
-            if let Some(token) = &token {
-                session.logout = Some(api.logout(token).await);
-            }
+            let (session, _) = api.shared_session(user, password).await;
             Facts::LoginWhoami { session }
         }
         Assertion::MediaRoundtrip {
@@ -359,7 +407,7 @@ async fn server_version_exchanges(api: &Api<'_>) -> Vec<Exchange> {
 }
 
 async fn media_roundtrip(api: &Api<'_>, user: &str, password: &Password, size: usize) -> Facts {
-    let (mut session, token) = api.session(user, password).await;
+    let (session, token) = api.shared_session(user, password).await;
     let Some(token) = token else {
         return Facts::MediaRoundtrip {
             session,
@@ -422,13 +470,44 @@ async fn media_roundtrip(api: &Api<'_>, user: &str, password: &Password, size: u
             }
         }
     }
-    session.logout = Some(api.logout(&token).await);
     Facts::MediaRoundtrip {
         session,
         upload: Some(upload),
         downloads,
         media: Some(media),
     }
+}
+
+/// A login the run shares; the token never leaves memory.
+struct OpenSession {
+    token: String,
+    login: Exchange,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Logs `token` out when the run ends (on the route of the check that
+/// opened it).
+fn logout_later(client: reqwest::Client, base_url: String, token: String) -> Closer {
+    Box::new(move |deadline| {
+        Box::pin(async move {
+            let left = deadline
+                .saturating_duration_since(std::time::Instant::now())
+                .max(Duration::from_millis(1));
+            let response = client
+                .post(format!("{base_url}/_matrix/client/v3/logout"))
+                .bearer_auth(&token)
+                .json(&json!({}))
+                .timeout(left)
+                .send()
+                .await
+                .map_err(|e| format!("logout failed: {}", error_chain(&e)))?;
+            if response.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("logout answered {}", response.status()))
+            }
+        })
+    })
 }
 
 /// `mxc://server/media_id` -> (server, media_id), both URL-safe.
@@ -444,7 +523,7 @@ fn parse_mxc(uri: &str) -> Option<(&str, &str)> {
 }
 
 /// Replaces token values in a JSON answer.
-fn remove_tokens(value: &mut Value) {
+pub fn remove_tokens(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::checks::via::Via;
+
 /// Largest media a round trip may upload.
 const MAX_MEDIA_BYTES: usize = 10 * 1024 * 1024;
 
@@ -50,6 +52,9 @@ struct RawSpec {
     /// A PEM file of CA certificates to trust for an https `base_url`.
     #[serde(default)]
     ca_file: Option<PathBuf>,
+    /// `"direct"` or `"host"` (through the host's tunnel); default: the host's.
+    #[serde(default)]
+    via: Option<Via>,
 }
 
 /// The assertion names accepted by `assert`.
@@ -89,6 +94,8 @@ pub struct Spec {
     pub base_url: String,
     pub ca_file: Option<PathBuf>,
     pub assertion: Assertion,
+    /// The route (`None`: the host's default).
+    pub via: Option<Via>,
 }
 
 /// One assertion with its parameters.
@@ -160,13 +167,7 @@ impl TryFrom<RawSpec> for Spec {
         let missing = |field: &str, example: &str| {
             format!("`assert = \"{name}\"` needs `{field}`, e.g. {example}")
         };
-        let base_url = raw.base_url.trim().trim_end_matches('/').to_string();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(format!(
-                "`base_url = \"{}\"` is not an http(s) URL; write e.g. `base_url = \"http://127.0.0.1:8008\"`",
-                raw.base_url
-            ));
-        }
+        let base_url = crate::checks::http_base_url(&raw.base_url, "http://127.0.0.1:8008")?;
         let login = |raw: &RawSpec| -> Result<(String, Password), String> {
             let user = raw
                 .user
@@ -250,6 +251,7 @@ impl TryFrom<RawSpec> for Spec {
             base_url,
             ca_file: raw.ca_file,
             assertion,
+            via: raw.via,
         })
     }
 }

@@ -261,6 +261,7 @@ mod tests {
             assertion,
             client: None,
             user: None,
+            via: None,
         }
     }
 

@@ -8,9 +8,14 @@ pub mod probe;
 pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
+use crate::checks::via;
 pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Gathers the facts on the check's route and judges them.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    judge::judge(spec, &probe::probe(spec, ctx).await)
+    let route = via::route(spec.via, ctx);
+    via::annotate(
+        judge::judge(spec, &probe::probe(spec, ctx, &route).await),
+        &route,
+    )
 }

@@ -21,14 +21,15 @@ use reqwest::Url;
 use super::judge::{Discovery, Facts, Login, Outcome, Tamper};
 use super::spec::{AssertKind, Spec};
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 use crate::error::error_chain;
 use crate::web::browser::{text_of, without_query, Browser, Credentials, SignInEnd};
 
 /// The steps taken and how the flow ended; a flow that could not get to
 /// what is judged (unreachable, the deadline...) is `Outcome::Failed`.
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {
     let mut steps = Vec::new();
-    let outcome = match tokio::time::timeout(ctx.remaining(), gather(spec, ctx, &mut steps)).await {
+    let outcome = match tokio::time::timeout(ctx.remaining(), gather(spec, ctx, route, &mut steps)).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => Outcome::Failed(e),
         Err(_) => Outcome::Failed("the flow did not finish before the check's deadline".into()),
@@ -39,9 +40,10 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
 async fn gather(
     spec: &Spec,
     ctx: &ProbeContext,
+    route: &Route,
     steps: &mut Vec<String>,
 ) -> Result<Outcome, String> {
-    let http = http_client(spec, ctx)?;
+    let http = http_client(spec, ctx, route).await?;
     let issuer = IssuerUrl::new(spec.issuer.clone()).map_err(|e| format!("issuer: {e}"))?;
     steps.push(format!(
         "GET {}/.well-known/openid-configuration (and its jwks_uri)",
@@ -296,9 +298,17 @@ async fn discovery_facts(
     })
 }
 
-fn http_client(spec: &Spec, ctx: &ProbeContext) -> Result<reqwest::Client, String> {
+/// The client of discovery, the sign-in and the token exchange, on the
+/// check's route: through a tunnel every link of the discovery document is
+/// fetched from the host.
+async fn http_client(
+    spec: &Spec,
+    ctx: &ProbeContext,
+    route: &Route,
+) -> Result<reqwest::Client, String> {
     // Redirects are followed by hand: the flow must see each one.
-    crate::web::client_builder(spec.ca_file.as_deref())?
+    via::http_client_builder(route, spec.ca_file.as_deref(), ctx.deadline)
+        .await?
         .timeout(ctx.remaining().max(Duration::from_millis(1)))
         .build()
         .map_err(|e| e.to_string())

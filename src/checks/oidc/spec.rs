@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use reqwest::Url;
 use serde::Deserialize;
 
+use crate::checks::via::Via;
+
 use crate::checks::Password;
 
 /// The table as written in a profile.
@@ -28,6 +30,9 @@ struct RawSpec {
     username_field: Option<String>,
     /// A PEM file of CA certificates to trust for an https issuer.
     ca_file: Option<PathBuf>,
+    /// `"direct"` or `"host"` (through the host's tunnel); default: the host's.
+    #[serde(default)]
+    via: Option<Via>,
 }
 
 /// The assertion names accepted by `assert`.
@@ -74,6 +79,8 @@ pub struct Spec {
     pub assertion: AssertKind,
     pub client: Option<ClientSpec>,
     pub user: Option<UserSpec>,
+    /// The route (`None`: the host's default).
+    pub via: Option<Via>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +172,7 @@ impl TryFrom<RawSpec> for Spec {
             assertion: kind,
             client,
             user,
+            via: raw.via,
         })
     }
 }

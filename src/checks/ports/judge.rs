@@ -1,6 +1,7 @@
-//! Judges listening sockets; parses /proc/net/{tcp,udp}[6].
+//! Judges listening sockets; parses /proc/net/{tcp,udp}[6] and the socket
+//! owners (`ls -l /proc/*/fd` and `/proc/*/comm`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 // The address value types from `core`, which has no sockets.
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -12,11 +13,89 @@ use crate::check::{all_of, Verdict};
 pub struct Socket {
     pub address: IpAddr,
     pub port: u16,
+    /// The socket's inode (what /proc/<pid>/fd links name).
+    pub inode: u64,
+    /// The processes holding it, when they could be found.
+    pub owners: Vec<Owner>,
+}
+
+/// A process holding a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub comm: String,
 }
 
 impl Socket {
     pub fn loopback_only(&self) -> bool {
         self.address.is_loopback()
+    }
+    /// "0.0.0.0:8080", "[::]:8080".
+    pub fn endpoint(&self) -> String {
+        match self.address {
+            IpAddr::V4(a) => format!("{a}:{}", self.port),
+            IpAddr::V6(a) => format!("[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// The sockets and, when they could be read, who holds them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Facts {
+    pub sockets: Vec<Socket>,
+    /// Why the owners could not be read (`None`: they were).
+    pub owners_error: Option<String>,
+}
+
+/// Socket inode -> pids, from `ls -l /proc/[0-9]*/fd` (a `/proc/<pid>/fd:`
+/// line before each process's links, `... -> socket:[<inode>]`).
+pub fn parse_fd_links(text: &str) -> BTreeMap<u64, BTreeSet<u32>> {
+    let mut owners: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
+    let mut pid = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("/proc/") {
+            pid = rest
+                .strip_suffix("/fd:")
+                .and_then(|p| p.parse::<u32>().ok());
+        } else if let (Some(pid), Some((_, target))) = (pid, line.rsplit_once(" -> ")) {
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                owners.entry(inode).or_default().insert(pid);
+            }
+        }
+    }
+    owners
+}
+
+/// pid -> command name, from `grep -s "" /proc/[0-9]*/comm`
+/// (`/proc/<pid>/comm:<name>`).
+pub fn parse_comms(text: &str) -> BTreeMap<u32, String> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("/proc/")?;
+            let (pid, name) = rest.split_once("/comm:")?;
+            Some((pid.parse().ok()?, name.to_string()))
+        })
+        .collect()
+}
+
+/// Fills each socket's owners from the two tables above.
+pub fn attach_owners(sockets: &mut [Socket], fd_links: &str, comms: &str) {
+    let links = parse_fd_links(fd_links);
+    let names = parse_comms(comms);
+    for s in sockets.iter_mut() {
+        s.owners = links
+            .get(&s.inode)
+            .into_iter()
+            .flatten()
+            .map(|&pid| Owner {
+                pid,
+                comm: names.get(&pid).cloned().unwrap_or_else(|| "?".into()),
+            })
+            .collect();
     }
 }
 
@@ -35,10 +114,14 @@ pub fn parse_proc_net(text: &str, tcp: bool) -> Vec<Socket> {
             if state != want_state {
                 return None;
             }
+            // tx:rx queue, tr:when, retrnsmt, uid, timeout, then the inode.
+            let inode = f.nth(5).and_then(|i| i.parse().ok()).unwrap_or(0);
             let (addr, port) = local.split_once(':')?;
             Some(Socket {
                 address: parse_hex_addr(addr)?,
                 port: u16::from_str_radix(port, 16).ok()?,
+                inode,
+                owners: Vec::new(),
             })
         })
         .collect()
@@ -80,7 +163,32 @@ fn list(ports: &BTreeSet<u16>) -> String {
     }
 }
 
-pub fn judge(spec: &Spec, sockets: &[Socket]) -> Verdict {
+/// "0.0.0.0:8080 (pid 123 python3)" for each socket on one of `ports`.
+fn named(sockets: &[&Socket], ports: &BTreeSet<u16>, owners_error: &Option<String>) -> String {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for s in sockets.iter().filter(|s| ports.contains(&s.port)) {
+        let who = if !s.owners.is_empty() {
+            s.owners
+                .iter()
+                .map(|o| format!("pid {} {}", o.pid, o.comm))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else if let Some(e) = owners_error {
+            format!("owner unknown: {e}")
+        } else {
+            "no process holds it (a kernel socket, or not visible to this user)".into()
+        };
+        let line = format!("{} ({who})", s.endpoint());
+        if seen.insert(line.clone()) {
+            out.push(line);
+        }
+    }
+    out.join(", ")
+}
+
+pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
+    let sockets = facts.sockets.as_slice();
     let all: BTreeSet<u16> = sockets.iter().map(|s| s.port).collect();
     let exposed: BTreeSet<u16> = sockets
         .iter()
@@ -105,7 +213,15 @@ pub fn judge(spec: &Spec, sockets: &[Socket]) -> Verdict {
         parts.push(if present.is_empty() {
             Verdict::pass(e, "none of them listening")
         } else {
-            Verdict::fail(e, format!("listening: {}", list(&present)))
+            let holders: Vec<&Socket> = sockets.iter().collect();
+            Verdict::fail(
+                e,
+                format!(
+                    "listening: {}: {}",
+                    list(&present),
+                    named(&holders, &present, &facts.owners_error)
+                ),
+            )
         });
     }
     if let Some(allowed) = &spec.allowed {
@@ -120,7 +236,18 @@ pub fn judge(spec: &Spec, sockets: &[Socket]) -> Verdict {
         parts.push(if extra.is_empty() {
             Verdict::pass(e, format!("listening: {}", list(&exposed)))
         } else {
-            Verdict::fail(e, format!("unexpected listening ports: {}", list(&extra)))
+            let counted: Vec<&Socket> = sockets
+                .iter()
+                .filter(|s| spec.include_loopback || !s.loopback_only())
+                .collect();
+            Verdict::fail(
+                e,
+                format!(
+                    "unexpected listening ports: {}: {}",
+                    list(&extra),
+                    named(&counted, &extra, &facts.owners_error)
+                ),
+            )
         });
     }
     if parts.is_empty() {
@@ -131,7 +258,18 @@ pub fn judge(spec: &Spec, sockets: &[Socket]) -> Verdict {
     }
     let mut evidence: Vec<String> = sockets
         .iter()
-        .map(|s| format!("{}:{}", s.address, s.port))
+        .map(|s| {
+            let who: Vec<String> = s
+                .owners
+                .iter()
+                .map(|o| format!("pid {} {}", o.pid, o.comm))
+                .collect();
+            if who.is_empty() {
+                s.endpoint()
+            } else {
+                format!("{} ({})", s.endpoint(), who.join(", "))
+            }
+        })
         .collect();
     evidence.sort();
     evidence.dedup();
@@ -149,7 +287,7 @@ mod tests {
 ";
     const TCP6: &str = "  sl  local_address                         remote_address                        st
    0: 00000000000000000000000000000000:0BBA 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
-   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+   1: 00000000000000000000000001000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 7 1
 ";
 
     fn sockets() -> Vec<Socket> {
@@ -162,33 +300,47 @@ mod tests {
     fn parses_v4_and_v6_listeners_only() {
         let s = sockets();
         assert_eq!(s.len(), 4, "{s:?}");
-        assert_eq!(
-            s[0],
-            Socket {
-                address: "127.0.0.1".parse().unwrap(),
-                port: 5432
-            }
-        );
-        assert_eq!(s[1].port, 22);
-        assert_eq!(
-            s[2],
-            Socket {
-                address: "::".parse().unwrap(),
-                port: 3002
-            }
-        );
-        assert_eq!(
-            s[3],
-            Socket {
-                address: "::1".parse().unwrap(),
-                port: 80
-            }
-        );
+        let at = |s: &Socket| (s.address, s.port, s.inode);
+        assert_eq!(at(&s[0]), ("127.0.0.1".parse().unwrap(), 5432, 21424));
+        assert_eq!(at(&s[1]), ("0.0.0.0".parse().unwrap(), 22, 19080));
+        assert_eq!(at(&s[2]), ("::".parse().unwrap(), 3002, 1));
+        assert_eq!(at(&s[3]), ("::1".parse().unwrap(), 80, 7));
+    }
+
+    const FD_LINKS: &str = "/proc/1/fd:
+lrwx------ 1 root root 64 Dec  2 01:00 3 -> socket:[19080]
+lr-x------ 1 root root 64 Dec  2 01:00 4 -> /dev/null
+
+/proc/812/fd:
+lrwx------ 1 root root 64 Dec  2 01:00 5 -> socket:[1]
+lrwx------ 1 root root 64 Dec  2 01:00 6 -> socket:[19080]
+";
+    const COMMS: &str = "/proc/1/comm:sshd\n/proc/812/comm:python3\n";
+
+    #[test]
+    fn owners_are_found_by_inode() {
+        let mut s = sockets();
+        attach_owners(&mut s, FD_LINKS, COMMS);
+        let names = |s: &Socket| {
+            s.owners
+                .iter()
+                .map(|o| format!("{} {}", o.pid, o.comm))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&s[1]), ["1 sshd", "812 python3"]);
+        assert_eq!(names(&s[2]), ["812 python3"]);
+        assert!(s[0].owners.is_empty());
     }
 
     fn check(spec_text: &str, pass: bool, found: &str) {
         let spec: Spec = toml::from_str(spec_text).unwrap();
-        let v = judge(&spec, &sockets());
+        let mut sockets = sockets();
+        attach_owners(&mut sockets, FD_LINKS, COMMS);
+        let facts = Facts {
+            sockets,
+            owners_error: None,
+        };
+        let v = judge(&spec, &facts);
         assert_eq!(v.pass, pass, "{spec_text}: {v:?}");
         assert!(v.found.contains(found), "{spec_text}: {:?}", v.found);
     }
@@ -196,15 +348,38 @@ mod tests {
     #[test]
     fn cases() {
         check("allowed = [22, 3002]", true, "listening: 22, 3002");
-        check("allowed = [22]", false, "unexpected listening ports: 3002");
+        check(
+            "allowed = [22]",
+            false,
+            "unexpected listening ports: 3002: [::]:3002 (pid 812 python3)",
+        );
         check(
             "allowed = [22, 3002]\ninclude_loopback = true",
             false,
-            "unexpected listening ports: 80, 5432",
+            "unexpected listening ports: 80, 5432: 127.0.0.1:5432 (no process holds it",
         );
         check("listening = [22, 443]", false, "not listening: 443");
         check("not_listening = [23]", true, "");
-        check("not_listening = [22]", false, "listening: 22");
+        check(
+            "not_listening = [22]",
+            false,
+            "listening: 22: 0.0.0.0:22 (pid 1 sshd, pid 812 python3)",
+        );
         check("", false, "give `listening`");
+    }
+
+    #[test]
+    fn unreadable_owners_are_said_so() {
+        let spec: Spec = toml::from_str("allowed = [22]").unwrap();
+        let facts = Facts {
+            sockets: sockets(),
+            owners_error: Some("ls: permission denied".into()),
+        };
+        let v = judge(&spec, &facts);
+        assert!(
+            v.found
+                .contains("[::]:3002 (owner unknown: ls: permission denied)"),
+            "{v:?}"
+        );
     }
 }

@@ -10,7 +10,7 @@ pub use spec::Spec;
 /// Reads the target's listening sockets, then judges them.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
     match probe::probe(spec, ctx).await {
-        Ok(sockets) => judge::judge(spec, &sockets),
+        Ok(facts) => judge::judge(spec, &facts),
         Err(e) => Verdict::probe_error(
             format!(
                 "listening sockets can be read ({} on {})",

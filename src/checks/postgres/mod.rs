@@ -5,10 +5,12 @@ pub mod probe;
 pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
+use crate::checks::via;
 pub use spec::Spec;
 
-/// Gathers the facts and judges them.
+/// Gathers the facts on the check's route and judges them.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    let facts = probe::probe(spec, ctx).await;
-    judge::judge(spec, &facts)
+    let route = via::route(spec.via, ctx);
+    let facts = probe::probe(spec, ctx, &route).await;
+    via::annotate(judge::judge(spec, &facts), &route)
 }

@@ -3,9 +3,10 @@
 //! counts, active queries or the data directory's disk use.
 //!
 //! Connections use plain TCP (or a Unix socket when `host` is a directory),
-//! without TLS. The connect and every query are bounded by the check's
+//! without TLS, from this machine or through the host's tunnel (`via`). The connect and every query are bounded by the check's
 //! deadline. Passwords never reach facts, evidence or `Debug` output.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
@@ -13,12 +14,14 @@ use tokio_postgres::{Client, NoTls};
 use super::judge::{ActiveQuery, DiskUsage, Facts, Observation, RoleFacts, Session};
 use super::spec::{Assertion, Spec};
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 use crate::os::CommandSpec;
 
-/// Logs in and observes; a failed login or query is a fact, not an error.
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
+/// Logs in on the check's route and observes; a failed login or query is
+/// a fact, not an error.
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {
     let started = Instant::now();
-    let session = match tokio::time::timeout(ctx.remaining(), gather(spec, ctx)).await {
+    let session = match tokio::time::timeout(ctx.remaining(), gather(spec, ctx, route)).await {
         Ok(session) => session,
         Err(_) => Err(format!(
             "no answer from {}:{} before the check's deadline",
@@ -34,7 +37,9 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
 
 /// Connects, then observes what the assertion needs. The outer `Err` is a
 /// failed connect; a failed query is the session's `observation` error.
-async fn gather(spec: &Spec, ctx: &ProbeContext) -> Result<Session, String> {
+/// Through a tunnel a TCP server is reached through a local forward, a
+/// socket directory through a forward of the host's `.s.PGSQL.<port>`.
+async fn gather(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<Session, String> {
     let mut config = tokio_postgres::Config::new();
     config
         .host(&spec.host)
@@ -46,9 +51,36 @@ async fn gather(spec: &Spec, ctx: &ProbeContext) -> Result<Session, String> {
     if let Some(password) = &spec.password {
         config.password(password.0.as_bytes());
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
-    let connection = tokio::spawn(connection);
-    let result = observe_session(spec, ctx, &client).await;
+    let (client, connection) = match route {
+        Route::Direct => {
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
+            (client, tokio::spawn(connection))
+        }
+        Route::Tunnel(_) if spec.host.starts_with('/') => {
+            let remote = Path::new(&spec.host).join(format!(".s.PGSQL.{}", spec.port));
+            let local = via::unix_endpoint(route, &remote, ctx.deadline).await?;
+            let stream = tokio::net::UnixStream::connect(&local)
+                .await
+                .map_err(|e| format!("cannot connect to the forward of {}: {e}", remote.display()))?;
+            let (client, connection) = config
+                .connect_raw(stream, NoTls)
+                .await
+                .map_err(|e| describe(&e))?;
+            (client, tokio::spawn(connection))
+        }
+        Route::Tunnel(_) => {
+            let local = via::tcp_endpoint(route, &spec.host, spec.port, ctx.deadline).await?;
+            let stream = tokio::net::TcpStream::connect(&local)
+                .await
+                .map_err(|e| format!("cannot connect to the forward of {}:{}: {e}", spec.host, spec.port))?;
+            let (client, connection) = config
+                .connect_raw(stream, NoTls)
+                .await
+                .map_err(|e| describe(&e))?;
+            (client, tokio::spawn(connection))
+        }
+    };
+    let result = observe_session(spec, ctx, route, &client).await;
     drop(client);
     connection.abort();
     result
@@ -57,6 +89,7 @@ async fn gather(spec: &Spec, ctx: &ProbeContext) -> Result<Session, String> {
 async fn observe_session(
     spec: &Spec,
     ctx: &ProbeContext,
+    route: &Route,
     client: &Client,
 ) -> Result<Session, String> {
     let row = client
@@ -73,7 +106,7 @@ async fn observe_session(
                 describe(&e)
             )
         })?;
-    let observation = observe(spec, ctx, client).await;
+    let observation = observe(spec, ctx, route, client).await;
     Ok(Session {
         server_version: row.get(0),
         server_version_num: row.get::<_, i32>(1).max(0) as u32,
@@ -83,7 +116,12 @@ async fn observe_session(
     })
 }
 
-async fn observe(spec: &Spec, ctx: &ProbeContext, client: &Client) -> Result<Observation, String> {
+async fn observe(
+    spec: &Spec,
+    ctx: &ProbeContext,
+    route: &Route,
+    client: &Client,
+) -> Result<Observation, String> {
     let query_failed =
         |what: &str, e: tokio_postgres::Error| format!("{what} failed: {}", describe(&e));
     match &spec.assertion {
@@ -192,7 +230,10 @@ async fn observe(spec: &Spec, ctx: &ProbeContext, client: &Client) -> Result<Obs
             let data_directory: String = row.get(0);
             // statvfs here only when both the server and the target's
             // commands are on this host; otherwise `df` where commands run.
-            let usage = if spec.is_local() && ctx.executor.describe() == "local" {
+            let usage = if route.is_direct()
+                && spec.is_local()
+                && ctx.executor.describe() == "local"
+            {
                 local_disk_usage(&data_directory)
             } else {
                 remote_disk_usage(&data_directory, ctx).await

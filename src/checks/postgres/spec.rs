@@ -7,6 +7,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use crate::checks::via::Via;
+
 /// The table as written in a profile. Every assertion uses the connection
 /// fields; each assertion adds the fields listed on `assert`.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +53,9 @@ struct RawSpec {
     /// `long_queries`: the longest an active query may have been running.
     #[serde(default)]
     max_seconds: Option<f64>,
+    /// `"direct"` or `"host"` (through the host's tunnel); default: the host's.
+    #[serde(default)]
+    via: Option<Via>,
 }
 
 /// The assertion names accepted by `assert`.
@@ -95,6 +100,8 @@ pub struct Spec {
     pub password: Option<Password>,
     pub database: String,
     pub assertion: Assertion,
+    /// The route (`None`: the host's default).
+    pub via: Option<Via>,
 }
 
 /// One assertion with its parameters.
@@ -269,6 +276,7 @@ impl TryFrom<RawSpec> for Spec {
             password,
             database: raw.database.unwrap_or_else(|| "postgres".into()),
             assertion,
+            via: raw.via,
         })
     }
 }

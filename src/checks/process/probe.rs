@@ -1,5 +1,8 @@
-//! Lists the processes of this host from /proc, off the async runtime and
-//! bounded by the deadline.
+//! Lists the processes of the check's host from /proc, bounded by the
+//! deadline: on this machine directly, off the async runtime; on another
+//! host through its executor, with one `sh -c` that prints every
+//! `/proc/<pid>/stat` and `/proc/<pid>/cmdline` (no `ps`), parsed the same
+//! way. The listing's own processes there are left out.
 
 use super::judge;
 use super::judge::ProcessInfo;
@@ -9,6 +12,9 @@ use crate::check::ProbeContext;
 /// Every process of this host, or why the table could not be read. The
 /// spec selects nothing here: the judge matches.
 pub async fn probe(_spec: &Spec, ctx: &ProbeContext) -> Result<Vec<ProcessInfo>, String> {
+    if !ctx.executor.is_local() {
+        return list_remote(ctx).await;
+    }
     let listed =
         tokio::time::timeout(ctx.remaining(), tokio::task::spawn_blocking(list_processes)).await;
     match listed {
@@ -50,10 +56,157 @@ pub fn list_processes() -> std::io::Result<Vec<ProcessInfo>> {
     Ok(out)
 }
 
+/// Marks the listing's own processes (the shell and, through its command
+/// line, the wrappers that started it).
+const LISTING_MARK: &str = "spinup-smoke-process-listing";
+const CMDLINES: &str = "@@spinup-smoke-cmdlines@@";
+
+/// The shell's pid, every stat line, a separator, then one NUL-ended
+/// `/proc/<pid>/cmdline:<arg>` record per argument (GNU grep -z).
+fn listing_script() -> String {
+    format!(
+        "# {LISTING_MARK}\necho $$\ncat /proc/[0-9]*/stat 2>/dev/null\nprintf '\\0{CMDLINES}\\0'\ngrep -a -z -H '' /proc/[0-9]*/cmdline 2>/dev/null\ntrue\n"
+    )
+}
+
+async fn list_remote(ctx: &ProbeContext) -> Result<Vec<ProcessInfo>, String> {
+    let script = listing_script();
+    let spec = crate::os::CommandSpec::new("sh", &["-c", &script]);
+    let out = ctx
+        .executor
+        .run(&spec, ctx.deadline)
+        .await
+        .map_err(|e| format!("cannot list the processes of {}: {e}", ctx.executor.describe()))?;
+    if out.exit_code != Some(0) {
+        return Err(format!(
+            "listing /proc on {} failed (exit code {:?}): {}",
+            ctx.executor.describe(),
+            out.exit_code,
+            out.stderr_text().trim()
+        ));
+    }
+    Ok(parse_listing(&out.stdout))
+}
+
+/// Pure: the processes of a remote listing (`listing_script`'s output).
+fn parse_listing(output: &[u8]) -> Vec<ProcessInfo> {
+    let separator = format!("\0{CMDLINES}\0");
+    let split = output
+        .windows(separator.len())
+        .position(|w| w == separator.as_bytes());
+    let (stats, cmdlines) = match split {
+        Some(at) => (&output[..at], &output[at + separator.len()..]),
+        None => (output, &[][..]),
+    };
+    let stats = String::from_utf8_lossy(stats);
+    let mut lines = stats.lines();
+    let own: Option<u32> = lines.next().and_then(|l| l.trim().parse().ok());
+    let mut args: std::collections::HashMap<u32, Vec<u8>> = std::collections::HashMap::new();
+    for record in cmdlines.split(|b| *b == 0) {
+        let Some(rest) = record.strip_prefix(b"/proc/") else {
+            continue;
+        };
+        let Some(slash) = rest.iter().position(|b| *b == b'/') else {
+            continue;
+        };
+        let Some(pid) = std::str::from_utf8(&rest[..slash])
+            .ok()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Some(arg) = rest[slash..].strip_prefix(b"/cmdline:") else {
+            continue;
+        };
+        let line = args.entry(pid).or_default();
+        line.extend_from_slice(arg);
+        line.push(0);
+    }
+    let mut out = Vec::new();
+    for stat in lines {
+        let Some((pid, comm, state)) = judge::parse_stat(stat) else {
+            continue;
+        };
+        let ppid: Option<u32> = stat
+            .rfind(')')
+            .and_then(|close| stat[close + 1..].split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        let cmdline = judge::parse_cmdline(args.get(&pid).map_or(&[][..], Vec::as_slice));
+        let ours = own.is_some() && (Some(pid) == own || ppid == own);
+        if ours || cmdline.contains(LISTING_MARK) {
+            continue;
+        }
+        out.push(ProcessInfo {
+            pid,
+            comm,
+            state,
+            cmdline,
+            is_validator: false,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checks::process::run;
+    use crate::os::exec::ExecFuture;
+    use crate::os::{CommandExecutor, CommandSpec, LocalExecutor};
+
+    /// Runs here but is not local: the probe takes the executor's path.
+    struct ThroughExecutor;
+    impl CommandExecutor for ThroughExecutor {
+        fn run<'a>(&'a self, spec: &'a CommandSpec, deadline: std::time::Instant) -> ExecFuture<'a> {
+            LocalExecutor.run(spec, deadline)
+        }
+        fn describe(&self) -> String {
+            "through the executor".into()
+        }
+    }
+
+    /// The listing through an executor finds a real process with its exact
+    /// command line and leaves its own processes out.
+    #[tokio::test]
+    async fn the_listing_through_an_executor_reads_proc_like_the_direct_one() {
+        let marker = format!("5{}.75", std::process::id());
+        let mut child = std::process::Command::new("sleep")
+            .arg(&marker)
+            .spawn()
+            .unwrap();
+        let mut ctx = ProbeContext::for_tests(10);
+        ctx.executor = std::sync::Arc::new(ThroughExecutor);
+        let listed = probe(&toml::from_str("name = \"x\"").unwrap(), &ctx).await.unwrap();
+        let direct = list_processes().unwrap();
+        let mine = listed.iter().find(|p| p.pid == child.id()).expect("the sleeper is listed");
+        let want = direct.iter().find(|p| p.pid == child.id()).unwrap();
+        // The state letter may change between the two listings (a sleeper
+        // just started is R, then S); everything else must agree.
+        let same = |p: &ProcessInfo| (p.pid, p.comm.clone(), p.cmdline.clone(), p.is_validator);
+        assert_eq!(same(mine), same(want));
+        assert_ne!(mine.state, 'Z', "{mine:?}");
+        assert_eq!(mine.cmdline, format!("sleep {marker}"));
+        assert!(listed.iter().all(|p| !p.cmdline.contains(LISTING_MARK)));
+        assert!(listed.iter().any(|p| p.pid == 1), "pid 1 is listed");
+        let v = run(&toml::from_str(&format!("cmdline_contains = \"{marker}\"")).unwrap(), &ctx).await;
+        assert!(v.pass, "{v:?}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let v = run(&toml::from_str(&format!("cmdline_contains = \"{marker}\"")).unwrap(), &ctx).await;
+        assert!(!v.pass, "{v:?}");
+    }
+
+    #[test]
+    fn listings_parse_with_odd_names_and_arguments() {
+        let out = b"100\n1 (init) S 0 1\n7 (a) b) c) R 1 7\n100 (sh) S 1 100\n101 (cat) R 100 100\n9 (tmux: server) S 1 9\n\0@@spinup-smoke-cmdlines@@\0/proc/1/cmdline:/sbin/init\0/proc/7/cmdline:x\0/proc/7/cmdline:a b\0/proc/100/cmdline:sh\0/proc/9/cmdline:tmux\0/proc/9/cmdline:# spinup-smoke-process-listing\0";
+        let got = parse_listing(out);
+        let seen: Vec<(u32, &str, char, &str)> = got
+            .iter()
+            .map(|p| (p.pid, p.comm.as_str(), p.state, p.cmdline.as_str()))
+            .collect();
+        assert_eq!(seen, vec![(1, "init", 'S', "/sbin/init"), (7, "a) b) c", 'R', "x a b")]);
+        assert!(parse_listing(b"").is_empty());
+    }
 
     #[tokio::test]
     async fn finds_a_real_process_and_misses_an_absent_one() {

@@ -9,11 +9,12 @@ use serde_json::Value;
 use super::judge::{Facts, Sample, TargetHealth};
 use super::spec::{Assertion, Spec};
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 use crate::error::error_chain;
 
 /// One API call; no answer is itself a fact (`Facts::Unreachable`).
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
-    let answer = match tokio::time::timeout(ctx.remaining(), fetch(spec, ctx)).await {
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {
+    let answer = match tokio::time::timeout(ctx.remaining(), fetch(spec, ctx, route)).await {
         Ok(answer) => answer,
         Err(_) => Err("no answer before the check's deadline".to_string()),
     };
@@ -24,11 +25,12 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
 }
 
 /// GETs the API path of the assertion: (request line, status, body).
-async fn fetch(spec: &Spec, ctx: &ProbeContext) -> Result<(String, u16, String), String> {
-    let builder = crate::web::trust_ca_file(
-        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
-        spec.ca_file.as_deref(),
-    )?;
+async fn fetch(
+    spec: &Spec,
+    ctx: &ProbeContext,
+    route: &Route,
+) -> Result<(String, u16, String), String> {
+    let builder = via::http_client_builder(route, spec.ca_file.as_deref(), ctx.deadline).await?;
     let client = builder.build().map_err(|e| e.to_string())?;
     let (path, query): (&str, Vec<(&str, &str)>) = match &spec.assertion {
         Assertion::TargetsUp { .. } => ("/api/v1/targets", vec![("state", "active")]),

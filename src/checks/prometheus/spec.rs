@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::checks::via::Via;
+
 /// The table as written in a profile.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +29,9 @@ struct RawSpec {
     /// A PEM file of CA certificates to trust for an https `base_url`.
     #[serde(default)]
     ca_file: Option<PathBuf>,
+    /// `"direct"` or `"host"` (through the host's tunnel); default: the host's.
+    #[serde(default)]
+    via: Option<Via>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -44,6 +49,8 @@ pub struct Spec {
     pub base_url: String,
     pub ca_file: Option<PathBuf>,
     pub assertion: Assertion,
+    /// The route (`None`: the host's default).
+    pub via: Option<Via>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,13 +68,7 @@ impl TryFrom<RawSpec> for Spec {
     type Error = String;
 
     fn try_from(raw: RawSpec) -> Result<Spec, String> {
-        let base_url = raw.base_url.trim().trim_end_matches('/').to_string();
-        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-            return Err(format!(
-                "`base_url = \"{}\"` is not an http(s) URL; write e.g. `base_url = \"http://127.0.0.1:9090\"`",
-                raw.base_url
-            ));
-        }
+        let base_url = crate::checks::http_base_url(&raw.base_url, "http://127.0.0.1:9090")?;
         let assertion = match raw.assertion {
             AssertKind::TargetsUp => {
                 if raw.query.is_some() || raw.min_value.is_some() {
@@ -98,6 +99,7 @@ impl TryFrom<RawSpec> for Spec {
             base_url,
             ca_file: raw.ca_file,
             assertion,
+            via: raw.via,
         })
     }
 }

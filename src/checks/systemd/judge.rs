@@ -1,6 +1,7 @@
-//! Judges systemd's state in a VM: the system state, failed units, one
-//! unit's ActiveState/SubState, and boot timings computed from the
-//! Manager's timestamps the way `systemd-analyze` does.
+//! Judges systemd's state in a VM or on a host: the system state, failed
+//! units, units' ActiveState/SubState and restart counts (NRestarts, so a
+//! flapping service fails), and boot timings computed from the Manager's
+//! timestamps the way `systemd-analyze` does.
 
 use super::spec::{Assertion, Spec};
 use crate::check::Verdict;
@@ -82,12 +83,15 @@ impl BootTimestamps {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Facts {
-    pub vm: String,
+    /// Where systemd was read: "in VM `guest`", "on this host", "on ssh ...".
+    pub place: String,
     /// The facts could not be gathered (no VM, no bus, D-Bus error).
     pub error: Option<String>,
     pub system_state: Option<String>,
     pub failed_units: Option<Vec<FailedUnit>>,
     pub unit: Option<UnitState>,
+    /// `units_active`: each listed unit, in the table's order.
+    pub units: Option<Vec<UnitState>>,
     pub timestamps: Option<BootTimestamps>,
     pub dbus_ms: f64,
 }
@@ -105,17 +109,65 @@ fn failed_list(units: &[FailedUnit]) -> String {
         .join("\n")
 }
 
+/// A unit's state as evidence.
+fn unit_line(u: &UnitState) -> String {
+    format!(
+        "{}: LoadState {}, ActiveState {}, SubState {}, NRestarts {}",
+        u.name,
+        u.load_state,
+        u.active_state,
+        u.sub_state,
+        u.n_restarts.map_or("n/a".to_string(), |n| n.to_string())
+    )
+}
+
+/// One unit against `active`/`want_sub` and `max_restarts`: what was
+/// found, as `Ok` when it holds.
+fn judge_unit(u: &UnitState, want_sub: &str, max_restarts: Option<u32>) -> Result<String, String> {
+    let restarts = u
+        .n_restarts
+        .map(|n| format!(", NRestarts {n}"))
+        .unwrap_or_default();
+    let found = format!("{} {}/{}{restarts}", u.name, u.active_state, u.sub_state);
+    if u.load_state == "not-found" {
+        return Err(format!("{} not found (LoadState not-found)", u.name));
+    }
+    if let (Some(max), Some(n)) = (max_restarts, u.n_restarts) {
+        if n > max {
+            return Err(format!(
+                "{found}: restarted {n} times, more than max_restarts = {max} (flapping)"
+            ));
+        }
+    }
+    if max_restarts.is_some() && u.n_restarts.is_none() {
+        return Err(format!("{found}: NRestarts not readable"));
+    }
+    if u.active_state == "active" && u.sub_state == want_sub {
+        Ok(found)
+    } else {
+        Err(found)
+    }
+}
+
 pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
+    let place = &facts.place;
+    let want_sub = spec.sub_state.as_deref().unwrap_or("running");
+    let restart_limit = spec
+        .max_restarts
+        .map(|n| format!(", NRestarts at most {n}"))
+        .unwrap_or_default();
     let expected = match spec.assert {
-        Assertion::SystemRunning => format!("systemd in VM `{}`: SystemState running", facts.vm),
-        Assertion::NoFailedUnits => format!("systemd in VM `{}`: no failed units", facts.vm),
+        Assertion::SystemRunning => format!("systemd {place}: SystemState running"),
+        Assertion::NoFailedUnits => format!("systemd {place}: no failed units"),
         Assertion::UnitActive => format!(
-            "{} in VM `{}`: ActiveState active, SubState {}",
+            "{} {place}: ActiveState active, SubState {want_sub}{restart_limit}",
             spec.unit.as_deref().unwrap_or("?"),
-            facts.vm,
-            spec.sub_state.as_deref().unwrap_or("running")
         ),
-        Assertion::BootFinished => format!("systemd in VM `{}`: boot finished", facts.vm),
+        Assertion::UnitsActive => format!(
+            "{} {place}: each ActiveState active, SubState {want_sub}{restart_limit}",
+            spec.units.join(", "),
+        ),
+        Assertion::BootFinished => format!("systemd {place}: boot finished"),
     };
     if let Some(e) = &facts.error {
         return Verdict::fail(expected, format!("error: {e}"));
@@ -182,28 +234,32 @@ pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
         },
         Assertion::UnitActive => match &facts.unit {
             Some(u) => {
-                evidence.push(format!(
-                    "{}: LoadState {}, ActiveState {}, SubState {}, NRestarts {}",
-                    u.name,
-                    u.load_state,
-                    u.active_state,
-                    u.sub_state,
-                    u.n_restarts.map_or("n/a".to_string(), |n| n.to_string())
-                ));
-                let want_sub = spec.sub_state.as_deref().unwrap_or("running");
-                let found = format!("{} {}/{}", u.name, u.active_state, u.sub_state);
-                if u.load_state == "not-found" {
-                    Verdict::fail(
-                        expected,
-                        format!("{} not found (LoadState not-found)", u.name),
-                    )
-                } else if u.active_state == "active" && u.sub_state == want_sub {
-                    Verdict::pass(expected, found)
-                } else {
-                    Verdict::fail(expected, found)
+                evidence.push(unit_line(u));
+                match judge_unit(u, want_sub, spec.max_restarts) {
+                    Ok(found) => Verdict::pass(expected, found),
+                    Err(found) => Verdict::fail(expected, found),
                 }
             }
             None => Verdict::fail(expected, "unit state not read"),
+        },
+        Assertion::UnitsActive => match &facts.units {
+            Some(units) => {
+                let mut good = Vec::new();
+                let mut bad = Vec::new();
+                for u in units {
+                    evidence.push(unit_line(u));
+                    match judge_unit(u, want_sub, spec.max_restarts) {
+                        Ok(found) => good.push(found),
+                        Err(found) => bad.push(found),
+                    }
+                }
+                if bad.is_empty() {
+                    Verdict::pass(expected, good.join("; "))
+                } else {
+                    Verdict::fail(expected, bad.join("; "))
+                }
+            }
+            None => Verdict::fail(expected, "unit states not read"),
         },
     };
     let mut verdict = verdict
@@ -216,6 +272,11 @@ pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
     }
     if let Some(n) = facts.unit.as_ref().and_then(|u| u.n_restarts) {
         verdict = verdict.with_metric("n_restarts", n as f64);
+    }
+    for u in facts.units.iter().flatten() {
+        if let Some(n) = u.n_restarts {
+            verdict = verdict.with_metric(&format!("n_restarts.{}", u.name), n as f64);
+        }
     }
     verdict
 }
@@ -241,7 +302,7 @@ mod tests {
     fn system_state_running_passes_and_degraded_lists_failed_units() {
         let s = spec("assert = \"system_running\"");
         let mut facts = Facts {
-            vm: "guest".into(),
+            place: "in VM `guest`".into(),
             system_state: Some("running".into()),
             failed_units: Some(vec![]),
             timestamps: Some(BootTimestamps {
@@ -310,5 +371,55 @@ mod tests {
         };
         let v = judge(&spec("assert = \"system_running\""), &facts);
         assert!(!v.pass && v.found.contains("no running VM"));
+    }
+
+    fn unit(name: &str, active: &str, sub: &str, restarts: Option<u32>) -> UnitState {
+        UnitState {
+            name: name.into(),
+            load_state: "loaded".into(),
+            active_state: active.into(),
+            sub_state: sub.into(),
+            n_restarts: restarts,
+        }
+    }
+
+    #[test]
+    fn restart_counts_fail_a_flapping_unit() {
+        let host = |text: &str| -> Spec { toml::from_str(text).unwrap() };
+        let limited = host(
+            "assert = \"units_active\"\nunits = [\"postgresql.service\", \"synapse.service\"]\nmax_restarts = 2",
+        );
+        let unlimited =
+            host("assert = \"units_active\"\nunits = [\"postgresql.service\", \"synapse.service\"]");
+        let one = host("assert = \"unit_active\"\nunit = \"synapse.service\"\nmax_restarts = 0");
+        let facts = |units: Vec<UnitState>| Facts {
+            place: "on ssh rave@p6:22".into(),
+            unit: units.first().cloned(),
+            units: Some(units),
+            ..Facts::default()
+        };
+        let pg = unit("postgresql.service", "active", "running", Some(0));
+        // (spec, units, pass, text in found)
+        let cases: Vec<(&Spec, Vec<UnitState>, bool, &str)> = vec![
+            (&limited, vec![pg.clone(), unit("synapse.service", "active", "running", Some(2))], true, "synapse.service active/running, NRestarts 2"),
+            (&limited, vec![pg.clone(), unit("synapse.service", "active", "running", Some(7))], false, "synapse.service active/running, NRestarts 7: restarted 7 times, more than max_restarts = 2 (flapping)"),
+            (&limited, vec![pg.clone(), unit("synapse.service", "activating", "auto-restart", Some(3))], false, "restarted 3 times"),
+            (&unlimited, vec![pg.clone(), unit("synapse.service", "active", "running", Some(7))], true, "NRestarts 7"),
+            (&unlimited, vec![pg.clone(), unit("synapse.service", "failed", "failed", Some(0))], false, "synapse.service failed/failed"),
+            (&limited, vec![pg.clone(), unit("synapse.service", "active", "running", None)], false, "NRestarts not readable"),
+            (&one, vec![unit("synapse.service", "active", "running", Some(1))], false, "more than max_restarts = 0"),
+            (&one, vec![unit("synapse.service", "active", "running", Some(0))], true, "synapse.service active/running, NRestarts 0"),
+        ];
+        for (spec, units, pass, text) in cases {
+            let v = judge(spec, &facts(units.clone()));
+            assert_eq!(v.pass, pass, "{units:?}: {v:?}");
+            assert!(v.found.contains(text), "{units:?}: {v:?}");
+            assert!(v.expected.contains("on ssh rave@p6:22"), "{v:?}");
+        }
+        let v = judge(&limited, &facts(vec![pg, unit("synapse.service", "active", "running", Some(7))]));
+        assert_eq!(v.metrics["n_restarts.synapse.service"], 7.0);
+        assert!(v.expected.contains("NRestarts at most 2"), "{v:?}");
+        assert!(!v.found.contains("postgresql"), "only the failing unit: {v:?}");
+        assert!(v.evidence.contains("postgresql.service: LoadState loaded"), "{v:?}");
     }
 }

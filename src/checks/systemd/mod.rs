@@ -1,4 +1,5 @@
-//! `[check.systemd]`: systemd's own view of a booted VM, read over D-Bus.
+//! `[check.systemd]`: systemd's own view of a booted VM or of the check's
+//! host, read over D-Bus.
 
 pub mod judge;
 pub mod probe;
@@ -7,10 +8,10 @@ pub mod spec;
 use crate::check::{ProbeContext, Verdict};
 pub use spec::Spec;
 
-/// Reads systemd's state in the VM, then judges it.
+/// Reads systemd's state, then judges it.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
     match probe::probe(spec, ctx).await {
         Ok(facts) => judge::judge(spec, &facts),
-        Err(e) => Verdict::probe_error("a unit to check", e),
+        Err(e) => Verdict::probe_error("a complete [check.systemd] table", e),
     }
 }

@@ -38,6 +38,7 @@ mod tests {
         let spec = Spec {
             address: "a:1".into(),
             open,
+            via: None,
         };
         let facts = Facts {
             connected,

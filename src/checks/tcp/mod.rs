@@ -5,9 +5,14 @@ pub mod probe;
 pub mod spec;
 
 use crate::check::{ProbeContext, Verdict};
+use crate::checks::via;
 pub use spec::Spec;
 
-/// Connects, then judges the attempt.
+/// Connects on the check's route, then judges the attempt.
 pub async fn run(spec: &Spec, ctx: &ProbeContext) -> Verdict {
-    judge::judge(spec, &probe::probe(spec, ctx).await)
+    let route = via::route(spec.via, ctx);
+    via::annotate(
+        judge::judge(spec, &probe::probe(spec, ctx, &route).await),
+        &route,
+    )
 }

@@ -27,6 +27,21 @@ pub struct Facts {
     pub now_unix: i64,
     /// No handshake at all.
     pub error: Option<String>,
+    /// For `min_version`: each older version offered alone, and how the
+    /// server answered.
+    pub older: Vec<(String, Offer)>,
+}
+
+/// How a server answered a client offering one protocol version only.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Offer {
+    /// The handshake completed with this cipher.
+    Accepted { cipher: String },
+    /// The server refused it (the alert or error it sent).
+    Refused { reason: String },
+    /// It could not be tried (no openssl, no connection, the client cannot
+    /// offer it).
+    Untried { reason: String },
 }
 
 pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
@@ -113,6 +128,28 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
     } else {
         Verdict::fail(e, format!("negotiated {}", f.protocol))
     });
+    if let Some(min) = spec.min_version {
+        let e = format!("{} refused ({} minimum)", min.older().iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", "), min.name());
+        let mut bad = Vec::new();
+        let mut refused = Vec::new();
+        for (_, name) in min.older() {
+            match f.older.iter().find(|(n, _)| n == name).map(|(_, o)| o) {
+                Some(Offer::Refused { .. }) => refused.push(name.to_string()),
+                Some(Offer::Accepted { cipher }) => {
+                    bad.push(format!("{name} accepted (cipher {cipher})"))
+                }
+                Some(Offer::Untried { reason }) => {
+                    bad.push(format!("{name} could not be tried: {reason}"))
+                }
+                None => bad.push(format!("{name} not tried")),
+            }
+        }
+        parts.push(if bad.is_empty() {
+            Verdict::pass(e, format!("refused: {}", refused.join(", ")))
+        } else {
+            Verdict::fail(e, bad.join("; "))
+        });
+    }
     let evidence = format!(
         "{} {} {}\nleaf: {}\nissuer: {}\nSAN: {}\nkey: {} {} bits\nchain length: {}",
         spec.address,
@@ -130,6 +167,15 @@ pub fn judge(spec: &Spec, f: &Facts) -> Verdict {
         leaf.key_bits,
         f.chain.len()
     );
+    let mut evidence = evidence;
+    for (name, offer) in &f.older {
+        let answer = match offer {
+            Offer::Accepted { cipher } => format!("accepted (cipher {cipher})"),
+            Offer::Refused { reason } => format!("refused ({reason})"),
+            Offer::Untried { reason } => format!("not tried ({reason})"),
+        };
+        evidence.push_str(&format!("\n{name} offered alone: {answer}"));
+    }
     all_of(parts)
         .with_evidence(evidence)
         .with_metric("days_to_expiry", days_left as f64)
@@ -197,5 +243,58 @@ mod tests {
             false,
             "connect failed",
         );
+    }
+
+    #[test]
+    fn min_version_needs_every_older_version_refused() {
+        let refused = || Offer::Refused {
+            reason: "tlsv1 alert protocol version".into(),
+        };
+        let with = |older: Vec<(&str, Offer)>| Facts {
+            older: older.into_iter().map(|(n, o)| (n.to_string(), o)).collect(),
+            ..facts(90, ("EC", 256))
+        };
+        let min12 = "min_version = \"1.2\"";
+        check(
+            min12,
+            with(vec![("TLSv1", refused()), ("TLSv1.1", refused())]),
+            true,
+            "refused: TLSv1, TLSv1.1",
+        );
+        check(
+            min12,
+            with(vec![
+                ("TLSv1", refused()),
+                (
+                    "TLSv1.1",
+                    Offer::Accepted {
+                        cipher: "ECDHE-RSA-AES256-SHA".into(),
+                    },
+                ),
+            ]),
+            false,
+            "TLSv1.1 accepted (cipher ECDHE-RSA-AES256-SHA)",
+        );
+        check(
+            min12,
+            with(vec![
+                ("TLSv1", refused()),
+                (
+                    "TLSv1.1",
+                    Offer::Untried {
+                        reason: "openssl not found".into(),
+                    },
+                ),
+            ]),
+            false,
+            "TLSv1.1 could not be tried: openssl not found",
+        );
+        check(
+            "min_version = \"1.3\"",
+            with(vec![("TLSv1", refused()), ("TLSv1.1", refused())]),
+            false,
+            "TLSv1.2 not tried",
+        );
+        assert!(toml::from_str::<Spec>("address = \"h:1\"\nmin_version = \"1.1\"").is_err());
     }
 }

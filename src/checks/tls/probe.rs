@@ -2,6 +2,11 @@
 //! verifies (against `ca_file` or the system roots) instead of aborting, so
 //! the judge can report expiry, names, key and protocol. The time of the
 //! handshake is recorded too: the judge never reads the clock.
+//!
+//! For `min_version`, each older protocol version is offered alone by
+//! `openssl s_client` on this machine (rustls cannot speak TLS 1.0 or 1.1),
+//! at security level 0 so the client itself refuses nothing; the server
+//! must refuse each.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,9 +17,10 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::judge::CertFacts;
-use super::judge::Facts;
+use super::judge::{Facts, Offer};
 use super::spec::Spec;
 use crate::check::ProbeContext;
+use crate::checks::via::{self, Route};
 
 /// Records the chain and the real verifier's verdict; lets the handshake go on.
 /// Without any trusted root (`inner` is `Err`) the chain is recorded as
@@ -112,9 +118,27 @@ fn roots(spec: &Spec) -> Result<rustls::RootCertStore, String> {
     Ok(store)
 }
 
-/// The facts of one handshake; a failed handshake is a fact (`error`).
-pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Facts {
-    match tokio::time::timeout(ctx.remaining(), gather(spec)).await {
+/// The facts of one handshake on the check's route; a failed handshake
+/// is a fact (`error`). Through a tunnel the handshake runs over the local
+/// forward and keeps the name of `address` for SNI and verification.
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {
+    let work = async {
+        let forwarded;
+        let spec = match route {
+            Route::Direct => spec,
+            Route::Tunnel(_) => {
+                let (host, port) = via::split_host_port(&spec.address)?;
+                forwarded = Spec {
+                    address: via::tcp_endpoint(route, &host, port, ctx.deadline).await?,
+                    server_name: Some(spec.name()),
+                    ..spec.clone()
+                };
+                &forwarded
+            }
+        };
+        gather(spec).await
+    };
+    match tokio::time::timeout(ctx.remaining(), work).await {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => Facts {
             error: Some(e),
@@ -164,7 +188,7 @@ async fn gather_with_roots(spec: &Spec, roots: rustls::RootCertStore) -> Result<
     let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+        .map_err(|e| handshake_failed(&e, &recorder))?;
     let (_, conn) = tls.get_ref();
     let protocol = conn
         .protocol_version()
@@ -191,7 +215,96 @@ async fn gather_with_roots(spec: &Spec, roots: rustls::RootCertStore) -> Result<
         chain_error,
         now_unix: chrono::Utc::now().timestamp(),
         error: None,
+        older: Vec::new(),
     })
+}
+
+/// Why a handshake failed, with the key of the certificate the server
+/// presented when it got that far: rustls refuses signatures of RSA keys
+/// under 2048 bits, so a weak key shows as a bad signature.
+fn handshake_failed(e: &std::io::Error, recorder: &Recorder) -> String {
+    let leaf = recorder
+        .chain
+        .lock()
+        .ok()
+        .and_then(|c| c.first().and_then(|der| parse_cert(der)));
+    match leaf {
+        Some(l) => format!(
+            "TLS handshake failed: {e} (the server presented {} with an {} {}-bit key)",
+            l.subject, l.key_type, l.key_bits
+        ),
+        None => format!("TLS handshake failed: {e}"),
+    }
+}
+
+/// Offers each version older than `min_version` alone to `address` with
+/// `openssl s_client` (run by this machine's executor: the connection is
+/// made from here, as the handshake above), each bounded by the deadline.
+pub async fn older_versions(spec: &Spec, address: &str, ctx: &ProbeContext) -> Vec<(String, Offer)> {
+    let Some(min) = spec.min_version else {
+        return Vec::new();
+    };
+    let local = crate::os::LocalExecutor;
+    let name = spec.name();
+    let mut out = Vec::new();
+    for (option, version) in min.older() {
+        let command = crate::os::CommandSpec::new(
+            "openssl",
+            &[
+                "s_client",
+                "-connect",
+                address,
+                "-servername",
+                &name,
+                option,
+                "-cipher",
+                "DEFAULT@SECLEVEL=0",
+            ],
+        );
+        let offer = match crate::os::CommandExecutor::run(&local, &command, ctx.deadline).await {
+            Ok(o) => read_s_client(&o.stdout_text(), &o.stderr_text()),
+            Err(e) => Offer::Untried {
+                reason: format!("`openssl s_client`: {e}"),
+            },
+        };
+        out.push((version.to_string(), offer));
+    }
+    out
+}
+
+/// How `openssl s_client` ended: a cipher other than `(NONE)` is a
+/// completed handshake; a protocol alert or version error a refusal.
+fn read_s_client(stdout: &str, stderr: &str) -> Offer {
+    let cipher = stdout
+        .lines()
+        .find_map(|l| l.split_once("Cipher is ").map(|(_, c)| c.trim().to_string()));
+    if let Some(c) = cipher.as_deref().filter(|c| *c != "(NONE)") {
+        return Offer::Accepted {
+            cipher: c.to_string(),
+        };
+    }
+    let error = stderr
+        .lines()
+        .find(|l| l.contains(":error:"))
+        .map(|l| l.rsplit(':').nth(3).unwrap_or(l).trim().to_string());
+    let refusals = [
+        "alert protocol version",
+        "unsupported protocol",
+        "wrong version number",
+        "alert handshake failure",
+        "no shared cipher",
+        "unexpected eof",
+    ];
+    match error {
+        // The server cut the handshake short: it does not speak the version.
+        Some(e) if cipher.is_some() && refusals.iter().any(|r| stderr.contains(r)) => {
+            Offer::Refused { reason: e }
+        }
+        Some(e) => Offer::Untried { reason: e },
+        None => Offer::Untried {
+            reason: crate::check::excerpt(stderr.trim(), 200).to_string(),
+        },
+    }
 }
 
 /// What the judge needs of one DER certificate; `None` when it does not parse.
@@ -356,6 +469,151 @@ mod tests {
         );
     }
 
+    /// `openssl` in `dir`, which must succeed.
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs (the tests of min_version need the openssl program)");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    /// A CA and a leaf for rave.local with an RSA key of `bits`, by openssl.
+    fn openssl_chain(dir: &std::path::Path, bits: u32) {
+        let rsa = format!("rsa:{bits}");
+        openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=test CA", "-keyout", "ca.key", "-out", "ca.pem"]);
+        openssl(dir, &["req", "-newkey", &rsa, "-nodes", "-subj", "/CN=rave.local", "-keyout", "leaf.key", "-out", "leaf.csr"]);
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:rave.local\n").unwrap();
+        openssl(dir, &["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "60", "-extfile", "san.ext", "-out", "leaf.pem"]);
+    }
+
+    /// `openssl s_server` on a free port with `extra` options; killed on drop.
+    struct OpensslServer {
+        child: std::process::Child,
+        address: String,
+    }
+
+    impl OpensslServer {
+        fn start(dir: &std::path::Path, extra: &[&str]) -> OpensslServer {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("openssl")
+                .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+                .args(["-cert", "leaf.pem", "-key", "leaf.key"])
+                .args(extra)
+                .current_dir(dir)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("openssl s_server starts");
+            let address = format!("127.0.0.1:{port}");
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(&address).is_ok() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            OpensslServer { child, address }
+        }
+    }
+
+    impl Drop for OpensslServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_that_accepts_tls_1_1_fails_min_version() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl_chain(dir.path(), 2048);
+        let ca_file = dir.path().join("ca.pem");
+        let ctx = ProbeContext::for_tests(20);
+        // Security level 0: the server speaks TLS 1.0 and 1.1 as well.
+        let old = OpensslServer::start(dir.path(), &["-cipher", "DEFAULT@SECLEVEL=0"]);
+        let v = run(&spec(&old.address, Some(&ca_file), "min_version = \"1.2\""), &ctx).await;
+        assert!(!v.pass && v.found.contains("TLSv1.1 accepted (cipher "), "{v:?}");
+        assert!(v.found.contains("TLSv1 accepted"), "{v:?}");
+        // The same certificate on a server that refuses them passes.
+        let modern = OpensslServer::start(dir.path(), &["-no_tls1", "-no_tls1_1"]);
+        let v = run(&spec(&modern.address, Some(&ca_file), "min_version = \"1.2\""), &ctx).await;
+        assert!(v.pass && v.found.contains("refused: TLSv1, TLSv1.1"), "{v:?}");
+        // 1.3 as the minimum: this server still speaks 1.2.
+        let v = run(&spec(&modern.address, Some(&ca_file), "min_version = \"1.3\""), &ctx).await;
+        assert!(!v.pass && v.found.contains("TLSv1.2 accepted"), "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_with_a_1024_bit_rsa_key_fails_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl_chain(dir.path(), 1024);
+        // Security level 0: openssl would not serve so small a key otherwise.
+        let weak = OpensslServer::start(dir.path(), &["-cipher", "DEFAULT@SECLEVEL=0"]);
+        let ca_file = dir.path().join("ca.pem");
+        let v = run(
+            &spec(&weak.address, Some(&ca_file), ""),
+            &ProbeContext::for_tests(10),
+        )
+        .await;
+        assert!(!v.pass && v.found.contains("with an RSA 1024-bit key"), "{v:?}");
+    }
+
+    #[test]
+    fn a_1024_bit_rsa_certificate_is_read_as_such_and_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        openssl_chain(dir.path(), 1024);
+        let pem = std::fs::read(dir.path().join("leaf.pem")).unwrap();
+        let der = rustls_pemfile::certs(&mut pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
+        let leaf = parse_cert(&der).unwrap();
+        assert_eq!((leaf.key_type.as_str(), leaf.key_bits), ("RSA", 1024));
+        let facts = Facts {
+            protocol: "TLSv1.2".into(),
+            chain: vec![CertFacts {
+                not_after_unix: leaf.not_after_unix,
+                ..leaf
+            }],
+            now_unix: chrono::Utc::now().timestamp(),
+            ..Facts::default()
+        };
+        let v = judge::judge(&spec("h:443", None, "min_key_bits = 2048"), &facts);
+        assert!(!v.pass && v.found.contains("RSA 1024 bits"), "{v:?}");
+    }
+
+    #[test]
+    fn s_client_outcomes() {
+        let accepted = read_s_client("New, TLSv1.0, Cipher is ECDHE-RSA-AES256-SHA\n", "");
+        assert_eq!(
+            accepted,
+            Offer::Accepted {
+                cipher: "ECDHE-RSA-AES256-SHA".into()
+            }
+        );
+        let refused = read_s_client(
+            "New, (NONE), Cipher is (NONE)\n",
+            "40973BF9CF7F0000:error:0A00042E:SSL routines:ssl3_read_bytes:tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1601:SSL alert number 70\n",
+        );
+        assert_eq!(
+            refused,
+            Offer::Refused {
+                reason: "tlsv1 alert protocol version".into()
+            }
+        );
+        let no_server = read_s_client(
+            "",
+            "40F7:error:8000006F:system library:BIO_connect:Connection refused:../crypto/bio/bio_sock2.c:114:calling connect()\n",
+        );
+        assert!(matches!(no_server, Offer::Untried { .. }), "{no_server:?}");
+    }
+
     #[tokio::test]
     async fn no_tls_server_is_a_clear_failure() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -363,5 +621,41 @@ mod tests {
         drop(l);
         let v = run(&spec(&addr, None, ""), &ProbeContext::for_tests(5)).await;
         assert!(!v.pass && v.found.contains("refused"), "{v:?}");
+    }
+
+    /// The name of `address` resolves only on the host: the handshake
+    /// passes through the tunnel (SNI and verification keep the name), not
+    /// directly, and fails with the reason when the tunnel refuses.
+    #[tokio::test]
+    async fn via_host_shakes_hands_through_the_tunnel_with_the_addresss_name() {
+        let (address, ca) = server(90, &["tls.host-only.invalid"]).await;
+        let port = address.rsplit_once(':').unwrap().1;
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &ca.pem).unwrap();
+        let tunnel = std::sync::Arc::new(
+            testutil::RelayTunnel::new().map_name("tls.host-only.invalid", "127.0.0.1"),
+        );
+        let mut ctx = ProbeContext::for_tests(5);
+        ctx.tunnel = Some(tunnel.clone());
+        let table = |via: &str| -> Spec {
+            toml::from_str(&format!(
+                "address = \"tls.host-only.invalid:{port}\"\nca_file = \"{}\"\nsan = [\"tls.host-only.invalid\"]\nvia = \"{via}\"",
+                ca_file.display()
+            ))
+            .unwrap()
+        };
+        let v = run(&table("host"), &ctx).await;
+        assert!(v.pass, "{v:?}");
+        assert!(v.evidence.starts_with("via ssh relay@test-host:22 (forwarded)"), "{v:?}");
+        assert_eq!(tunnel.connections(), 1);
+        let v = run(&table("direct"), &ctx).await;
+        assert!(!v.pass && v.found.contains("tls.host-only.invalid"), "{v:?}");
+        tunnel.refuse();
+        let v = run(&table("host"), &ctx).await;
+        assert!(
+            !v.pass && v.found.contains("cannot forward to tls.host-only.invalid"),
+            "{v:?}"
+        );
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::checks::via::Via;
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
@@ -31,6 +33,41 @@ pub struct Spec {
     /// Allowed protocol versions (default ["TLSv1.2", "TLSv1.3"]).
     #[serde(default)]
     pub protocols: Option<Vec<String>>,
+    /// `"direct"` or `"host"` (through the host's tunnel); default: the host's.
+    #[serde(default)]
+    pub via: Option<Via>,
+    /// The server must refuse every older version: "1.2" (TLS 1.0 and 1.1
+    /// refused) or "1.3" (1.2 as well). Tried with `openssl s_client`.
+    #[serde(default)]
+    pub min_version: Option<MinVersion>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum MinVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl MinVersion {
+    /// The versions the server must refuse: (openssl option, name).
+    pub fn older(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            MinVersion::Tls12 => &[("-tls1", "TLSv1"), ("-tls1_1", "TLSv1.1")],
+            MinVersion::Tls13 => &[
+                ("-tls1", "TLSv1"),
+                ("-tls1_1", "TLSv1.1"),
+                ("-tls1_2", "TLSv1.2"),
+            ],
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            MinVersion::Tls12 => "TLS 1.2",
+            MinVersion::Tls13 => "TLS 1.3",
+        }
+    }
 }
 
 impl Spec {
