@@ -35,6 +35,9 @@ step "tests"
 # server is installed, and a missing one fails its tests.
 export SPINUP_SMOKE_REQUIRE_ALL=1
 export SYNAPSE_PYTHON="${SYNAPSE_PYTHON:-$PWD/.venv/bin/python}"
+# tests/agent_command.rs and the demo run the rave-agent binary; the demo's
+# tests run spinup-smoke beside the demo program: build both.
+cargo build --locked -p rave-agent -p spinup-smoke
 # One build, then every test binary; slow stack and VM tests run once here.
 cargo test --locked --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
 
@@ -42,6 +45,16 @@ step "nix checks (what can be proven without nixpkgs; see docs/nix.md)"
 export PYTHON="${PYTHON:-$PWD/.venv/bin/python}"
 export SSHD="${SSHD:-$PWD/.cache/sshd/usr/sbin/sshd}"
 export SPINUP_SMOKE="$PWD/target/debug/spinup-smoke"
+# The real nixpkgs lib/ and flake-utils, where this checkout sits beside them
+# (../shared/nix): the module, node, flake and VM-script evaluations then run
+# instead of being skipped.
+shared_nix="$PWD/../shared/nix"
+if [ -z "${NIXPKGS_LIB:-}" ] && [ -f "$shared_nix/nixpkgs-lib/lib/default.nix" ]; then
+  export NIXPKGS_LIB="$shared_nix/nixpkgs-lib/lib"
+fi
+if [ -z "${FLAKE_UTILS_LIB:-}" ] && [ -f "$shared_nix/flake-utils/lib.nix" ]; then
+  export FLAKE_UTILS_LIB="$shared_nix/flake-utils/lib.nix"
+fi
 ./scripts/check-nix.sh
 ./scripts/check-nix.sh --self-test
 

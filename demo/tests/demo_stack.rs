@@ -1,8 +1,9 @@
 //! The demo stack, for real: `demo up` starts PostgreSQL, Synapse, the IdP,
 //! Prometheus, nginx and the stand-ins; the service profiles pass against
-//! it; faults (a stopped database, a frozen service) fail the right checks
-//! and skip their dependents while the rest still run; `demo down` leaves
-//! nothing behind, also after a killed `demo up`.
+//! it; faults (a stopped database, a frozen service, an unregistered
+//! runner) fail the right checks and skip their dependents while the rest
+//! still run; `demo down` leaves nothing behind, also after a killed `demo
+//! up`.
 //!
 //! `spinup-smoke-demo` runs as a program (with `--assets`, the repository
 //! root); the validations run through the validator's library
@@ -19,11 +20,20 @@ use std::time::{Duration, Instant};
 
 use spinup_smoke::cli::{EnvSettings, Format, RunArgs, Selection};
 
-/// The demo's service profiles (the sign-in flows are added separately).
+/// The demo's service profiles (the sign-in flows are added separately;
+/// the config and performance phases are not services; the guest host's
+/// security is tests/guest_host.rs's).
 fn service_profiles() -> Vec<PathBuf> {
+    const NOT_SERVICES: [&str; 5] = [
+        "/containers.toml",
+        "/config.toml",
+        "/performance.toml",
+        "/performance-host.toml",
+        "/security.toml",
+    ];
     spinup_smoke_demo::PROFILES
         .iter()
-        .filter(|p| p.starts_with("health-checks/") && !p.ends_with("/containers.toml"))
+        .filter(|p| p.starts_with("health-checks/") && !NOT_SERVICES.iter().any(|n| p.ends_with(n)))
         .map(|p| repo().join(p))
         .collect()
 }
@@ -134,11 +144,22 @@ fn target_ports(state: &Path) -> Vec<u16> {
 
 /// One validation of the running stack: the exit code and the transcript.
 fn run_profiles(state: &Path, out: &Path, profiles: &[PathBuf]) -> (i32, serde_json::Value) {
+    run_selection(state, out, profiles, false)
+}
+
+/// `run_profiles`, or with `smoke` only the checks marked `smoke = true`.
+fn run_selection(
+    state: &Path,
+    out: &Path,
+    profiles: &[PathBuf],
+    smoke: bool,
+) -> (i32, serde_json::Value) {
     let args = RunArgs {
         selection: Selection {
             profiles: profiles.to_vec(),
             target: Some(state.join("target.toml")),
             phases: Vec::new(),
+            smoke,
         },
         image: None,
         key: None,
@@ -146,6 +167,7 @@ fn run_profiles(state: &Path, out: &Path, profiles: &[PathBuf]) -> (i32, serde_j
         jobs: 16,
         format: Format::Json,
         require_phases: Vec::new(),
+        quiet: false,
     };
     let settings = EnvSettings::from_lookup(|_| None).unwrap();
     let runtime = spinup_smoke::cli::runtime().unwrap();
@@ -168,6 +190,13 @@ fn results(doc: &serde_json::Value) -> String {
                 .join("\n")
         })
         .unwrap_or_else(|| doc.to_string())
+}
+
+fn result_of<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    doc["validation_results"]
+        .as_array()
+        .and_then(|r| r.iter().find(|c| c["id"] == id))
+        .unwrap_or(&serde_json::Value::Null)
 }
 
 fn status_of<'a>(doc: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
@@ -208,6 +237,39 @@ fn stack_passes_faults_fail_the_right_checks_and_down_cleans_up() {
         .map(|p| p["phase"].as_str().unwrap())
         .collect();
     assert_eq!(ran, ["services", "oidc"]);
+    // A smoke run: only the marked liveness checks (one per service), all
+    // passing, and a verdict that cannot claim more than it examined.
+    let all: Vec<PathBuf> = spinup_smoke_demo::PROFILES
+        .iter()
+        .map(|p| repo().join(p))
+        .collect();
+    let (code, smoke) = run_selection(&state, &out, &all, true);
+    assert_eq!(code, 0, "{}", results(&smoke));
+    let mut ids: Vec<&str> = smoke["validation_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        [
+            "containers.api",
+            "gitlab.health",
+            "grafana.health",
+            "network.postgres_port",
+            "network.tls_front_port",
+            "oidc.discovery",
+            "postgres.reachable",
+            "prometheus.ready",
+            "synapse.client_versions",
+            "synapse.health",
+        ],
+        "{}",
+        results(&smoke)
+    );
+    assert_eq!(smoke["overall_status"], "WARNING", "{}", results(&smoke));
     // The target declares the GitLab and Grafana stand-ins; the transcript says so.
     let stand_ins = doc["stand_ins"]
         .as_object()
@@ -285,6 +347,25 @@ idp_password = "not-the-password"
         "{found}"
     );
 
+    // A watch of PostgreSQL runs meanwhile (the real binary, its own
+    // process: the SIGTERM that stops it reaches no other test's run): it
+    // sees the stop and the start.
+    let watch_state = dir.path().join("watch");
+    let watching = Watching(
+        validator()
+            .args(["watch", "--every", "300ms", "--for", "5m", "--profile"])
+            .arg(repo().join("health-checks/postgres.toml"))
+            .arg("--target")
+            .arg(state.join("target.toml"))
+            .arg("--state")
+            .arg(&watch_state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    watch_history(&watch_state, "a passing run", |h| h.contains('P'));
+
     // PostgreSQL stopped: its checks fail with the connection error, the ones
     // that need them are skipped with the reason, the rest still pass.
     let pg_bin = std::fs::read_dir("/usr/lib/postgresql")
@@ -295,7 +376,7 @@ idp_password = "not-the-password"
         .unwrap();
     let stop = Command::new("runuser")
         .args(["-u", "postgres", "--"])
-        .arg(pg_bin)
+        .arg(&pg_bin)
         .arg("-D")
         .arg(state.join("postgres/data"))
         .args(["-m", "fast", "-w", "stop"])
@@ -324,6 +405,37 @@ idp_password = "not-the-password"
     assert_eq!(*status_of(&doc, "network.postgres_port"), "FAIL");
     assert_eq!(*status_of(&doc, "gitlab.health"), "PASS");
     assert_eq!(*status_of(&doc, "prometheus.ready"), "PASS");
+    // The stand-ins connect to PostgreSQL as GitLab's and Grafana's roles:
+    // GitLab's readiness names the failing db_check with libpq's error,
+    // Grafana's health says its database is failing.
+    let readiness = result_of(&doc, "gitlab.readiness");
+    assert_eq!(readiness["status"], "FAIL", "{readiness}");
+    assert!(
+        readiness["found"].as_str().unwrap().contains("status 503")
+            && readiness["found"].as_str().unwrap().contains("db_check")
+            && readiness["evidence"]
+                .as_str()
+                .unwrap()
+                .contains("Connection refused"),
+        "{readiness}"
+    );
+    let grafana = result_of(&doc, "grafana.health");
+    assert_eq!(grafana["status"], "FAIL", "{grafana}");
+    assert!(
+        grafana["found"].as_str().unwrap().contains("status 503")
+            && grafana["found"]
+                .as_str()
+                .unwrap()
+                .contains(r#"/database = "failing""#),
+        "{grafana}"
+    );
+    assert_eq!(*status_of(&doc, "grafana.oauth"), "SKIP");
+    // The runners are rows in GitLab's database: none can be listed.
+    let runners = result_of(&doc, "gitlab.runner_online");
+    assert!(
+        runners["status"] == "FAIL" && runners["found"].as_str().unwrap().contains("status 500"),
+        "{runners}"
+    );
     let transcript = std::fs::read_dir(&out)
         .unwrap()
         .flatten()
@@ -339,6 +451,93 @@ idp_password = "not-the-password"
         None,
     )
     .unwrap_or_else(|e| panic!("{}: {e}", transcript.display()));
+
+    // PostgreSQL back (pg_ctl restart takes the options from postmaster.opts):
+    // the same checks pass again, without restarting the stand-ins.
+    let start = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(&pg_bin)
+        .arg("-D")
+        .arg(state.join("postgres/data"))
+        .arg("-l")
+        .arg(state.join("logs/postgresql.log"))
+        .args(["-w", "restart"])
+        .output()
+        .unwrap();
+    assert!(start.status.success(), "{}", text(&start));
+    // The watch saw PostgreSQL fail and pass again; SIGTERM (what `watch
+    // stop` sends) ends it after its run in flight, with the flap reported.
+    watch_history(&watch_state, "a pass after the failure", |h| {
+        h.find('F').is_some_and(|f| h[f..].contains('P'))
+    });
+    let stop = validator()
+        .args(["watch", "stop", "--state"])
+        .arg(&watch_state)
+        .output()
+        .unwrap();
+    assert!(stop.status.success(), "{}", text(&stop));
+    assert_eq!(
+        watching.wait().code(),
+        Some(1),
+        "a run of the watch failed, so it exits 1"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(watch_state.join("summary.json")).unwrap())
+            .unwrap();
+    let reachable = summary["soak"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "postgres.reachable")
+        .unwrap();
+    assert!(reachable["flaps"].as_u64().unwrap() >= 2, "{summary}");
+    assert!(
+        std::fs::read_to_string(watch_state.join("summary.txt"))
+            .unwrap()
+            .contains("postgres.reachable flapped"),
+        "{summary}"
+    );
+    let gitlab_grafana = [
+        repo().join("health-checks/gitlab.toml"),
+        repo().join("health-checks/grafana.toml"),
+    ];
+    let (code, doc) = run_profiles(&state, &out, &gitlab_grafana);
+    assert_eq!(code, 0, "{}", results(&doc));
+
+    // The runner unregistered (`DELETE /api/v4/runners`, as `gitlab-runner
+    // unregister` does): none is listed, the runner check fails.
+    let token = std::fs::read_to_string(state.join(spinup_smoke_demo::RUNNER_TOKEN)).unwrap();
+    let target = std::fs::read_to_string(state.join("target.toml")).unwrap();
+    let gitlab_url = target
+        .lines()
+        .find(|l| l.starts_with("gitlab.url"))
+        .and_then(|l| l.split('"').nth(1))
+        .unwrap()
+        .to_string();
+    let unregister = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
+        .arg(format!("{gitlab_url}/api/v4/runners"))
+        .arg("--data-urlencode")
+        .arg(format!("token={token}"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&unregister.stdout), "204");
+    let (code, doc) = run_profiles(&state, &out, &gitlab_grafana);
+    assert_eq!(code, 1, "{}", results(&doc));
+    let runners = result_of(&doc, "gitlab.runner_online");
+    assert!(
+        runners["status"] == "FAIL" && runners["found"] == "/0/id is absent",
+        "{runners}"
+    );
+    assert_eq!(*status_of(&doc, "gitlab.readiness"), "PASS");
 
     // Down: no process, port or file left.
     let pids = recorded_pids(&state);
@@ -366,6 +565,230 @@ idp_password = "not-the-password"
         .output()
         .unwrap();
     assert!(again.status.success(), "{}", text(&again));
+}
+
+/// `spinup-smoke`, the validator's binary, beside the demo's (`cargo build`
+/// builds both).
+fn validator() -> Command {
+    let program = Path::new(env!("CARGO_BIN_EXE_spinup-smoke-demo")).with_file_name("spinup-smoke");
+    assert!(
+        program.is_file(),
+        "{} does not exist: build it with `cargo build -p spinup-smoke`",
+        program.display()
+    );
+    let mut c = Command::new(program);
+    c.current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env_remove("SPINUP_SIGNING_KEY");
+    c
+}
+
+/// A watch running as a child; killed if the test ends before it does.
+struct Watching(std::process::Child);
+
+impl Watching {
+    fn wait(mut self) -> std::process::ExitStatus {
+        self.0.wait().unwrap()
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The history of `postgres.reachable` in a watch's summary, once it
+/// satisfies `done` (within two minutes).
+fn watch_history(state: &Path, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + Duration::from_secs(120);
+    loop {
+        let history = std::fs::read_to_string(state.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|doc| {
+                doc["soak"]["checks"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["id"] == "postgres.reachable")
+                    .and_then(|c| c["history"].as_str().map(str::to_string))
+            })
+            .unwrap_or_default();
+        if done(&history) {
+            return history;
+        }
+        assert!(
+            Instant::now() < until,
+            "the watch never saw {what}: `{history}`"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether Synapse's `/health` on 127.0.0.1:`port` answers 200.
+fn synapse_healthy(port: u16) -> bool {
+    use std::io::{Read, Write};
+    std::net::TcpStream::connect(("127.0.0.1", port))
+        .and_then(|mut s| {
+            s.write_all(b"GET /health HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs `demo down` for a state directory when dropped.
+struct StackDown(PathBuf);
+
+impl Drop for StackDown {
+    fn drop(&mut self) {
+        let _ = demo().args(["down", "--state"]).arg(&self.0).output();
+    }
+}
+
+/// The pid `up` recorded for `name` (`run/<name>.pid`).
+fn recorded_pid(state: &Path, name: &str) -> u32 {
+    std::fs::read_to_string(state.join(format!("run/{name}.pid")))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The agent phase against the demo's rave-agent: it passes; frozen
+/// (SIGSTOP) or stopped, the agent's command checks FAIL at their deadline
+/// with the command they sent, and no run hangs; thawed, it answers the
+/// next run in the same room; after a Synapse restart it syncs again by
+/// itself. (`rave-agent` must be built beside the demo program: `cargo
+/// build`.)
+#[test]
+#[cfg_attr(
+    missing = "demo",
+    ignore = "needs the demo stack (PostgreSQL, Synapse, the IdP, Prometheus, nginx, podman, QEMU): ./scripts/setup.sh installs it"
+)]
+fn agent_phase_passes_survives_a_synapse_restart_and_a_frozen_or_stopped_agent_fails_at_the_deadline(
+) {
+    require_stack();
+    let (dir, state) = state_dir();
+    let out = dir.path().join("out");
+    let up = demo().args(["up", "--state"]).arg(&state).output().unwrap();
+    // Down even when an assertion fails: no stack outlives the test.
+    let _down = StackDown(state.clone());
+    assert!(up.status.success(), "demo up failed:\n{}", text(&up));
+    let agent_profile = [repo().join("scenarios/agent.toml")];
+
+    let (code, doc) = run_profiles(&state, &out, &agent_profile);
+    assert_eq!(code, 0, "{}", results(&doc));
+    assert_eq!(
+        doc["agent_control_tests"]["status"],
+        "SUCCESS",
+        "{}",
+        results(&doc)
+    );
+    assert_eq!(doc["agent_control_tests"]["passed"], 8, "{}", results(&doc));
+    assert!(
+        doc["performance_metrics"]["check_metrics"]["agent.create-project"]["round_trip_ms"]
+            .is_number(),
+        "{}",
+        doc["performance_metrics"]
+    );
+
+    let agent = recorded_pid(&state, "rave-agent");
+    // SAFETY: freezing and thawing the agent's process group that `up` started.
+    unsafe { libc::killpg(agent as i32, libc::SIGSTOP) };
+    let started = Instant::now();
+    let (code, doc) = run_profiles(&state, &out, &agent_profile);
+    let took = started.elapsed();
+    unsafe { libc::killpg(agent as i32, libc::SIGCONT) };
+    assert_eq!(code, 1, "{}", results(&doc));
+    for id in [
+        "agent.create-project",
+        "agent.unknown-command",
+        "agent.status",
+    ] {
+        assert_eq!(status_of(&doc, id), "FAIL", "{id}: {}", results(&doc));
+        let found = result_of(&doc, id)["found"].as_str().unwrap_or("");
+        assert!(
+            found.contains("no reply from @rave-agent:rave.local to $"),
+            "{id}: {found}"
+        );
+        let evidence = result_of(&doc, id)["evidence"].as_str().unwrap_or("");
+        assert!(evidence.contains("sent: $"), "{id}: {evidence}");
+    }
+    assert_eq!(status_of(&doc, "agent.project-exists"), "SKIP");
+    assert!(
+        took < Duration::from_secs(40),
+        "the deadline (20 s) bounds the run: {took:?}"
+    );
+
+    // Thawed: the room is still usable, the next run passes.
+    let (code, doc) = run_profiles(&state, &out, &agent_profile);
+    assert_eq!(code, 0, "{}", results(&doc));
+
+    // Synapse restarted (the same command line, the same state): the agent
+    // syncs again by itself and the next run passes.
+    let synapse = recorded_pid(&state, "synapse");
+    let argv: Vec<String> = std::fs::read(format!("/proc/{synapse}/cmdline"))
+        .unwrap()
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let cwd = std::fs::read_link(format!("/proc/{synapse}/cwd")).unwrap();
+    // SAFETY: stopping the Synapse process group that `up` started.
+    unsafe { libc::killpg(synapse as i32, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(30);
+    while alive(synapse) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!alive(synapse), "Synapse did not stop");
+    spinup_smoke_demo::process::spawn(
+        &state,
+        &spinup_smoke_demo::process::Launch {
+            name: "synapse",
+            program: PathBuf::from(&argv[0]),
+            args: argv[1..].to_vec(),
+            env: vec![],
+            cwd: Some(cwd),
+        },
+    )
+    .unwrap();
+    let target: toml::Table =
+        toml::from_str(&std::fs::read_to_string(state.join("target.toml")).unwrap()).unwrap();
+    let url = target["vars"]["synapse"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let until = Instant::now() + Duration::from_secs(180);
+    while !synapse_healthy(port) {
+        assert!(Instant::now() < until, "Synapse did not come back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, doc) = run_profiles(&state, &out, &agent_profile);
+    assert_eq!(code, 0, "after the restart: {}", results(&doc));
+    let log = std::fs::read_to_string(state.join("logs/rave-agent.log")).unwrap();
+    assert!(
+        log.contains("sync failed"),
+        "the agent saw the restart: {log}"
+    );
+
+    // Stopped: the same failures.
+    unsafe { libc::killpg(agent as i32, libc::SIGTERM) };
+    let (code, doc) = run_profiles(&state, &out, &agent_profile);
+    assert_eq!(code, 1, "{}", results(&doc));
+    assert_eq!(status_of(&doc, "agent.status"), "FAIL", "{}", results(&doc));
+
+    let down = demo()
+        .args(["down", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
 }
 
 #[test]
