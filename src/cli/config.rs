@@ -162,6 +162,35 @@ impl Ctx<'_> {
             origin,
         });
     }
+    /// One setting of `run`: a value the user gave (a flag, or the
+    /// environment through clap) stands; else the file's value, converted
+    /// by `from_file` (which reports a bad one and answers `None`),
+    /// replaces it; else the default stands, shown as `default` or as
+    /// itself.
+    fn pick<R, T>(
+        &mut self,
+        name: &'static str,
+        current: &mut T,
+        raw: &Option<Spanned<R>>,
+        from_file: impl FnOnce(&mut Self, &Spanned<R>) -> Option<T>,
+        show: impl Fn(&T) -> String,
+        default: Option<&str>,
+    ) {
+        match ((self.given)(name), raw) {
+            (Some(origin), _) => self.record(name, show(current), origin),
+            (None, Some(value)) => {
+                if let Some(v) = from_file(self, value) {
+                    *current = v;
+                    let origin = Origin::File(self.at(value));
+                    self.record(name, show(current), origin);
+                }
+            }
+            (None, None) => {
+                let shown = default.map_or_else(|| show(current), str::to_string);
+                self.record(name, shown, Origin::Default)
+            }
+        }
+    }
     fn phases(&mut self, spanned: &Spanned<Vec<String>>, field: &str) -> Vec<Phase> {
         let mut out = Vec::new();
         for name in spanned.get_ref() {
@@ -185,6 +214,12 @@ fn shown_paths(paths: &[PathBuf]) -> String {
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn shown_path(path: &Option<PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn shown_phases(phases: &[Phase]) -> String {
@@ -228,176 +263,109 @@ pub fn resolve(
     };
 
     // Paths and lists.
-    match ((cx.given)("profiles"), &raw.profiles) {
-        (Some(o), _) => cx.record("profiles", shown_paths(&args.selection.profiles), o),
-        (None, Some(p)) => {
-            args.selection.profiles = p.get_ref().iter().map(|s| cx.path_from_file(s)).collect();
-            let o = Origin::File(cx.at(p));
-            cx.record("profiles", shown_paths(&args.selection.profiles), o);
-        }
-        (None, None) => cx.record(
-            "profiles",
-            "./health-checks, else the installed profiles".into(),
-            Origin::Default,
-        ),
-    }
-    match ((cx.given)("target"), &raw.target) {
-        (Some(o), _) => {
-            let shown = args
-                .selection
-                .target
-                .as_ref()
-                .map(|t| t.display().to_string());
-            cx.record("target", shown.unwrap_or_default(), o)
-        }
-        (None, Some(t)) => {
-            let path = cx.path_from_file(t.get_ref());
-            cx.record("target", path.display().to_string(), Origin::File(cx.at(t)));
-            args.selection.target = Some(path);
-        }
-        (None, None) => cx.record(
-            "target",
-            "none (this machine, no vars)".into(),
-            Origin::Default,
-        ),
-    }
-    for (name, field) in [("phases", "phases"), ("require_phases", "require_phases")] {
-        let raw_value = if name == "phases" {
-            &raw.phases
-        } else {
-            &raw.require_phases
-        };
-        let current = if name == "phases" {
-            &mut args.selection.phases
-        } else {
-            &mut args.require_phases
-        };
-        match ((cx.given)(name), raw_value) {
-            (Some(o), _) => {
-                let shown = shown_phases(current);
-                cx.record(name, shown, o)
+    cx.pick(
+        "profiles",
+        &mut args.selection.profiles,
+        &raw.profiles,
+        |cx, p| Some(p.get_ref().iter().map(|s| cx.path_from_file(s)).collect()),
+        |v| shown_paths(v),
+        Some("./health-checks, else the installed profiles"),
+    );
+    cx.pick(
+        "target",
+        &mut args.selection.target,
+        &raw.target,
+        |cx, t| Some(Some(cx.path_from_file(t.get_ref()))),
+        shown_path,
+        Some("none (this machine, no vars)"),
+    );
+    cx.pick(
+        "phases",
+        &mut args.selection.phases,
+        &raw.phases,
+        |cx, p| Some(cx.phases(p, "phases")),
+        |v| shown_phases(v),
+        Some("all"),
+    );
+    cx.pick(
+        "require_phases",
+        &mut args.require_phases,
+        &raw.require_phases,
+        |cx, p| Some(cx.phases(p, "require_phases")),
+        |v| shown_phases(v),
+        Some("none"),
+    );
+    cx.pick(
+        "image",
+        &mut args.image,
+        &raw.image,
+        |cx, v| Some(Some(cx.path_from_file(v.get_ref()))),
+        shown_path,
+        Some("none (no image digest)"),
+    );
+    cx.pick(
+        "key",
+        &mut args.key,
+        &raw.key,
+        |cx, v| Some(Some(cx.path_from_file(v.get_ref()))),
+        shown_path,
+        Some("none (an ephemeral key)"),
+    );
+    cx.pick(
+        "out",
+        &mut args.out,
+        &raw.out,
+        |cx, v| Some(cx.path_from_file(v.get_ref())),
+        |v| v.display().to_string(),
+        None,
+    );
+    cx.pick(
+        "jobs",
+        &mut args.jobs,
+        &raw.jobs,
+        |cx, v| match u16::try_from(*v.get_ref()) {
+            Ok(n) if (1..=256).contains(&n) => Some(n),
+            _ => {
+                let message = format!("jobs = {} is out of range", v.get_ref());
+                cx.bad(v, "jobs", message, "write a number from 1 to 256");
+                None
             }
-            (None, Some(p)) => {
-                let phases = cx.phases(p, field);
-                let o = Origin::File(cx.at(p));
-                cx.record(name, shown_phases(&phases), o);
-                *current = phases;
-            }
-            (None, None) => cx.record(
-                name,
-                if name == "phases" { "all" } else { "none" }.into(),
-                Origin::Default,
-            ),
-        }
-    }
-    for name in ["image", "key"] {
-        let raw_value = if name == "image" {
-            &raw.image
-        } else {
-            &raw.key
-        };
-        let current = if name == "image" {
-            &mut args.image
-        } else {
-            &mut args.key
-        };
-        match ((cx.given)(name), raw_value) {
-            (Some(o), _) => {
-                let shown = current.as_ref().map(|p| p.display().to_string());
-                cx.record(name, shown.unwrap_or_default(), o)
-            }
-            (None, Some(v)) => {
-                let path = cx.path_from_file(v.get_ref());
-                cx.record(name, path.display().to_string(), Origin::File(cx.at(v)));
-                *current = Some(path);
-            }
-            (None, None) => cx.record(
-                name,
-                if name == "image" {
-                    "none (no image digest)"
-                } else {
-                    "none (an ephemeral key)"
-                }
-                .into(),
-                Origin::Default,
-            ),
-        }
-    }
-    match ((cx.given)("out"), &raw.out) {
-        (Some(o), _) => cx.record("out", args.out.display().to_string(), o),
-        (None, Some(v)) => {
-            args.out = cx.path_from_file(v.get_ref());
-            cx.record(
-                "out",
-                args.out.display().to_string(),
-                Origin::File(cx.at(v)),
-            );
-        }
-        (None, None) => cx.record("out", args.out.display().to_string(), Origin::Default),
-    }
-    match ((cx.given)("jobs"), &raw.jobs) {
-        (Some(o), _) => cx.record("jobs", args.jobs.to_string(), o),
-        (None, Some(v)) => match u16::try_from(*v.get_ref()) {
-            Ok(n) if (1..=256).contains(&n) => {
-                args.jobs = n;
-                cx.record("jobs", n.to_string(), Origin::File(cx.at(v)));
-            }
-            _ => cx.bad(
-                v,
-                "jobs",
-                format!("jobs = {} is out of range", v.get_ref()),
-                "write a number from 1 to 256",
-            ),
         },
-        (None, None) => cx.record("jobs", args.jobs.to_string(), Origin::Default),
-    }
-    match ((cx.given)("format"), &raw.format) {
-        (Some(o), _) => cx.record("format", format_name(args.format).into(), o),
-        (None, Some(v)) => match v.get_ref().as_str() {
-            "human" | "json" => {
-                args.format = if v.get_ref() == "json" {
-                    Format::Json
-                } else {
-                    Format::Human
-                };
-                cx.record("format", v.get_ref().clone(), Origin::File(cx.at(v)));
+        u16::to_string,
+        None,
+    );
+    cx.pick(
+        "format",
+        &mut args.format,
+        &raw.format,
+        |cx, v| match v.get_ref().as_str() {
+            "human" => Some(Format::Human),
+            "json" => Some(Format::Json),
+            other => {
+                let message = format!("format = \"{other}\" is not a format");
+                cx.bad(v, "format", message, "write \"human\" or \"json\"");
+                None
             }
-            other => cx.bad(
-                v,
-                "format",
-                format!("format = \"{other}\" is not a format"),
-                "write \"human\" or \"json\"",
-            ),
         },
-        (None, None) => cx.record("format", format_name(args.format).into(), Origin::Default),
-    }
-    for name in ["quiet", "smoke"] {
-        let raw_value = if name == "quiet" {
-            &raw.quiet
-        } else {
-            &raw.smoke
-        };
-        let current = if name == "quiet" {
-            &mut args.quiet
-        } else {
-            &mut args.selection.smoke
-        };
-        match ((cx.given)(name), raw_value) {
-            (Some(o), _) => {
-                let shown = current.to_string();
-                cx.record(name, shown, o)
-            }
-            (None, Some(v)) => {
-                *current = *v.get_ref();
-                let o = Origin::File(cx.at(v));
-                cx.record(name, v.get_ref().to_string(), o);
-            }
-            (None, None) => {
-                let shown = current.to_string();
-                cx.record(name, shown, Origin::Default)
-            }
-        }
-    }
+        |f| format_name(*f).to_string(),
+        None,
+    );
+    cx.pick(
+        "quiet",
+        &mut args.quiet,
+        &raw.quiet,
+        |_, v| Some(*v.get_ref()),
+        bool::to_string,
+        None,
+    );
+    cx.pick(
+        "smoke",
+        &mut args.selection.smoke,
+        &raw.smoke,
+        |_, v| Some(*v.get_ref()),
+        bool::to_string,
+        None,
+    );
 
     // The settings the environment has always given.
     let timeout = match ((cx.env)("VALIDATION_TIMEOUT"), &raw.validation_timeout) {

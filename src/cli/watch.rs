@@ -315,6 +315,7 @@ async fn soak_loop(args: &WatchArgs, settings: EnvSettings, state: &StateDir) ->
     let mut runs = Vec::new();
     let mut codes = Vec::new();
     let mut number = 0u32;
+    let mut summary;
     let code = loop {
         number += 1;
         let out = state.runs().join(format!("{number:04}"));
@@ -362,7 +363,7 @@ async fn soak_loop(args: &WatchArgs, settings: EnvSettings, state: &StateDir) ->
             "overall_status": overall,
             "transcript": written.as_ref().map(|w| w.transcript.clone()),
         }));
-        let summary = soak::summarize(&sides);
+        summary = soak::summarize(&sides);
         write_summary(state, &summary, &runs, args, started_at);
         if run_code == exit::USAGE {
             eprintln!("watch: run {number} could not start (its input is broken): stopping");
@@ -383,7 +384,6 @@ async fn soak_loop(args: &WatchArgs, settings: EnvSettings, state: &StateDir) ->
             _ = signals(rx.clone(), 1) => break final_code(&codes),
         }
     };
-    let summary = soak::summarize(&sides);
     println!("\n{}", soak::render(&summary));
     println!(
         "transcripts: {}\nsummary: {}",
