@@ -347,6 +347,33 @@ async fn the_reference_agent_keeps_its_contract_and_faults_fail_at_the_deadline(
     );
     assert_pass(&check(&help, 20).await);
 
+    // Through the host's tunnel (via = "host"): the homeserver under a name
+    // only the host resolves; a refusing tunnel fails with its reason.
+    let tunnel = std::sync::Arc::new(
+        spinup_smoke::checks::testutil::RelayTunnel::new()
+            .map_name("matrix.host-only.invalid", "127.0.0.1"),
+    );
+    let mut ctx = ProbeContext::for_tests(20);
+    ctx.tunnel = Some(tunnel.clone());
+    let mut via_host = spec(
+        &stack,
+        "operator",
+        "!rave status",
+        &["synapse ok"],
+        "via = \"host\"",
+    );
+    via_host.base_url = stack
+        .synapse_url
+        .replace("127.0.0.1", "matrix.host-only.invalid");
+    let v = run(&via_host, &ctx).await;
+    assert_pass(&v);
+    assert!(tunnel.connections() >= 1, "{v:?}");
+    tunnel.refuse();
+    assert_fail_with(
+        &run(&via_host, &ctx).await,
+        "no SOCKS proxy through ssh relay@test-host:22",
+    );
+
     // The outsider is refused and nothing is created.
     let evil = format!("evil-{}", random_hex(4));
     let outsider = spec(

@@ -1,8 +1,8 @@
 //! `[check.agent_command]`: holds a chat-ops agent to its contract over
-//! Matrix. As a given user it sends one command into the control room
-//! (found by its alias, created when absent, the agent invited) and judges
-//! the agent's reply to that command's event: present before the deadline,
-//! its body containing what the spec asks. Side effects of the command are
+//! Matrix, as a matrix-sdk client. As a given user it sends one command
+//! into the control room (found by its alias, created when absent, the
+//! agent invited) and judges the agent's reply to that command's event:
+//! present before the deadline, its body containing what the spec asks. Side effects of the command are
 //! proven by other checks (an `http` check against the GitLab API).
 
 pub mod judge;

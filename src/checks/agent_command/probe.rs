@@ -1,252 +1,255 @@
-//! Sends one command to the agent over the client-server API and waits
-//! for the agent's reply to it: log in, find (or create) the control room
-//! by its alias, join it, stop at an encrypted room, bring the agent in
-//! (invite, wait for its join), send the command, read the room's newest
-//! events until the agent's reply to the command's event arrives or the
-//! deadline is near, log out.
+//! Sends one command to the agent as a Matrix client (matrix-sdk) and
+//! waits for the agent's reply to it: log in, find (or create) the control
+//! room by its alias, join it, stop at an encrypted room, bring the agent
+//! in (invite, wait for its join), send the command, read the room's
+//! newest events until the agent's reply to the command's event arrives or
+//! the deadline is near, log out.
 //!
 //! The wait ends a little before the check's deadline, so a silent agent
 //! yields facts (what was sent, what came instead) rather than a timeout.
-//! The access token is never recorded; recorded answers pass through
-//! `matrix::probe::remove_tokens`.
+//! Each step is recorded without its token or password (matrix-sdk keeps
+//! the session in memory; nothing is written to disk).
 
+use std::future::{Future, IntoFuture};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use matrix_sdk::config::RequestConfig;
+use matrix_sdk::reqwest;
+use matrix_sdk::room::MessagesOptions;
+use matrix_sdk::ruma::api::client::room::create_room;
+use matrix_sdk::ruma::api::client::state::get_state_event_for_key;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::events::StateEventType;
+use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId, RoomAliasId, UserId};
+use matrix_sdk::{Client, Room};
+use serde_json::Value;
 
 use super::judge::{Facts, Message};
 use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::checks::via::{self, Route};
-use crate::error::error_chain;
+use crate::checks::via::Route;
 
 /// How often the room is read while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// How many of the room's newest events are read per poll.
 const EVENTS_PER_POLL: u32 = 50;
 
-/// A client for the homeserver, every request bounded by `stop`.
-struct Api {
-    client: reqwest::Client,
-    base_url: String,
-    token: Option<String>,
-    /// When the probe must have its facts.
-    stop: Instant,
-}
-
-/// One answer: status and JSON body (`Value::Null` when not JSON).
-struct Answer {
-    status: u16,
-    body: Value,
-}
-
-impl Answer {
-    fn ok(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-
-    /// `status 403 M_FORBIDDEN: <error>`.
-    fn describe(&self) -> String {
-        let mut text = format!("status {}", self.status);
-        if let Some(code) = self.body["errcode"].as_str() {
-            text.push_str(&format!(" {code}"));
-        }
-        if let Some(error) = self.body["error"].as_str() {
-            text.push_str(&format!(": {error}"));
-        }
-        text
-    }
-}
-
-impl Api {
-    fn remaining(&self) -> Duration {
-        self.stop.saturating_duration_since(Instant::now())
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-        steps: &mut Vec<String>,
-    ) -> Result<Answer, String> {
-        let line = format!("{method} {}", path.split('?').next().unwrap_or(path));
-        let remaining = self.remaining();
-        if remaining.is_zero() {
-            return Err(format!("{line}: not sent, the deadline is near"));
-        }
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base_url))
-            .timeout(remaining);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let error = format!("{line}: {}", error_chain(&e));
-                steps.push(error.clone());
-                return Err(error);
-            }
-        };
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap_or_default();
-        let mut body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        let answer_for_token = body["access_token"].as_str().map(String::from);
-        crate::checks::matrix::probe::remove_tokens(&mut body);
-        let answer = Answer { status, body };
-        if let Some(token) = answer_for_token {
-            // Only the login asks for one; kept for the caller, never recorded.
-            let mut with_token = answer;
-            with_token.body["access_token"] = Value::String(token);
-            steps.push(format!("{line} -> {}", with_token.status));
-            return Ok(with_token);
-        }
-        steps.push(format!("{line} -> {}", answer.describe()));
-        Ok(answer)
-    }
-}
-
-/// Percent-encodes one path segment (`#alias:server`, `!room:server`).
-fn segment(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The margin kept before the check's deadline to return the facts.
 fn margin(remaining: Duration) -> Duration {
     (remaining / 10).clamp(Duration::from_millis(200), Duration::from_secs(2))
 }
 
-pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<Facts, String> {
-    let client = via::http_client_builder(route, spec.ca_file.as_deref(), ctx.deadline)
-        .await?
-        .user_agent(crate::web::USER_AGENT)
+/// The HTTP status of a failed request, when the homeserver answered.
+fn status_of(e: &matrix_sdk::Error) -> Option<u16> {
+    e.as_client_api_error().map(|c| c.status_code.as_u16())
+}
+
+/// The client, its steps and when the probe must have its facts.
+struct Session {
+    client: Client,
+    stop: Instant,
+    steps: Vec<String>,
+}
+
+impl Session {
+    fn remaining(&self) -> Duration {
+        self.stop.saturating_duration_since(Instant::now())
+    }
+
+    /// Runs one client step, bounded by `stop`; the outer `Err` says the
+    /// deadline came first.
+    async fn within<T, E>(
+        &self,
+        what: &str,
+        work: impl Future<Output = Result<T, E>>,
+    ) -> Result<Result<T, E>, String> {
+        let remaining = self.remaining();
+        if remaining.is_zero() {
+            return Err(format!("{what}: not sent, the deadline is near"));
+        }
+        tokio::time::timeout(remaining, work)
+            .await
+            .map_err(|_| format!("{what}: no answer before the check's deadline"))
+    }
+
+    /// A step whose failure ends the exchange: recorded either way.
+    async fn step<T, E: std::fmt::Display>(
+        &mut self,
+        what: &str,
+        work: impl Future<Output = Result<T, E>>,
+        describe: impl FnOnce(&T) -> String,
+    ) -> Result<T, String> {
+        match self.within(what, work).await {
+            Ok(Ok(value)) => {
+                let line = format!("{what} -> {}", describe(&value));
+                self.steps.push(line);
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                let line = format!("{what} -> {e}");
+                self.steps.push(line.clone());
+                Err(line)
+            }
+            Err(why) => {
+                self.steps.push(why.clone());
+                Err(why)
+            }
+        }
+    }
+}
+
+/// An HTTP client on the check's route for matrix-sdk: no redirect
+/// followed, the CA of `ca_file` trusted, through the tunnel's SOCKS5
+/// proxy (names resolved on the host) when the check goes via the host.
+async fn http_client(spec: &Spec, route: &Route, deadline: Instant) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(crate::web::USER_AGENT);
+    if let Some(ca_file) = &spec.ca_file {
+        let pem = std::fs::read(ca_file).map_err(|e| {
+            format!(
+                "cannot read ca_file {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
+                ca_file.display()
+            )
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?;
+        builder = builder.tls_certs_merge(certificates);
+    }
+    if let Route::Tunnel(tunnel) = route {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let proxy = match tokio::time::timeout(remaining, tunnel.socks_proxy(deadline)).await {
+            Ok(Ok(proxy)) => proxy,
+            Ok(Err(e)) => return Err(format!("no SOCKS proxy through {}: {e}", tunnel.describe())),
+            Err(_) => {
+                return Err(format!(
+                    "no SOCKS proxy through {}: the tunnel did not answer before the check's deadline",
+                    tunnel.describe()
+                ))
+            }
+        };
+        let proxy = reqwest::Proxy::all(format!("socks5h://{proxy}"))
+            .map_err(|e| format!("cannot use the SOCKS proxy {proxy}: {e}"))?;
+        builder = builder.proxy(proxy);
+    }
+    builder
         .build()
-        .map_err(|e| format!("cannot build an HTTP client: {}", error_chain(&e)))?;
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Result<Facts, String> {
+    let http = http_client(spec, route, ctx.deadline).await?;
     let remaining = ctx.remaining();
-    let mut api = Api {
+    let client = Client::builder()
+        .homeserver_url(&spec.base_url)
+        .http_client(http)
+        .request_config(RequestConfig::new().timeout(remaining).disable_retry())
+        .build()
+        .await
+        .map_err(|e| format!("cannot build a Matrix client for {}: {e}", spec.base_url))?;
+    let mut session = Session {
         client,
-        base_url: spec.base_url.clone(),
-        token: None,
         stop: Instant::now() + remaining.saturating_sub(margin(remaining)),
+        steps: Vec::new(),
     };
     let mut facts = Facts::default();
-    if let Err(why) = exchange(spec, &mut api, &mut facts).await {
+    if let Err(why) = exchange(spec, &mut session, &mut facts).await {
         facts.stopped = Some(why);
     }
-    if api.token.is_some() {
+    if session.client.matrix_auth().logged_in() {
         // The session ends with the check; a little past `stop` is allowed.
-        api.stop = api.stop.max(Instant::now() + Duration::from_millis(500));
-        let _ = api
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/logout",
-                Some(json!({})),
-                &mut facts.steps,
-            )
+        session.stop = session.stop.max(Instant::now() + Duration::from_millis(500));
+        let client = session.client.clone();
+        let _ = session
+            .step("logout", client.matrix_auth().logout(), |_| "ok".into())
             .await;
     }
+    facts.steps = std::mem::take(&mut session.steps);
     Ok(facts)
 }
 
 /// The steps up to the reply; `Err` says why they stopped early.
-async fn exchange(spec: &Spec, api: &mut Api, facts: &mut Facts) -> Result<(), String> {
-    let steps = &mut facts.steps;
-    let login = api
-        .call(
-            reqwest::Method::POST,
-            "/_matrix/client/v3/login",
-            Some(json!({
-                "type": "m.login.password",
-                "identifier": { "type": "m.id.user", "user": spec.user },
-                "password": spec.password.0,
-                "initial_device_display_name": "spinup-smoke agent_command",
-            })),
-            steps,
+async fn exchange(spec: &Spec, s: &mut Session, facts: &mut Facts) -> Result<(), String> {
+    let client = s.client.clone();
+    let login = s
+        .step(
+            &format!("login as {}", spec.user),
+            client
+                .matrix_auth()
+                .login_username(&spec.user, &spec.password.0)
+                .initial_device_display_name("spinup-smoke agent_command")
+                .into_future(),
+            |r| format!("ok ({})", r.user_id),
         )
-        .await?;
-    if !login.ok() {
-        return Err(format!("login as {} failed: {}", spec.user, login.describe()));
-    }
-    api.token = login.body["access_token"].as_str().map(String::from);
-    let me = login.body["user_id"].as_str().unwrap_or(&spec.user).to_string();
+        .await
+        .map_err(|e| format!("login as {} failed: {e}", spec.user))?;
+    let me = login.user_id.to_string();
 
-    let room_id = find_or_create_room(spec, api, steps).await?;
-    facts.room_id = Some(room_id.clone());
-    let room = segment(&room_id);
+    let room_id = find_or_create_room(spec, s).await?;
+    facts.room_id = Some(room_id.to_string());
     // A room another check is creating has its alias before it can be
     // joined (404): a few tries.
     let mut tries = 0;
-    let joined = loop {
-        let joined = api
-            .call(
-                reqwest::Method::POST,
-                &format!("/_matrix/client/v3/join/{room}"),
-                Some(json!({})),
-                steps,
-            )
+    let room = loop {
+        let joined = s
+            .within("join", client.join_room_by_id(&room_id))
             .await?;
         tries += 1;
-        if joined.ok() || joined.status != 404 || tries == 10 || api.remaining() <= POLL_INTERVAL {
-            break joined;
+        match joined {
+            Ok(room) => {
+                s.steps.push(format!("join {room_id} -> ok"));
+                break room;
+            }
+            Err(e) => {
+                if status_of(&e) != Some(404) || tries == 10 || s.remaining() <= POLL_INTERVAL {
+                    s.steps.push(format!("join {room_id} -> {e}"));
+                    return Err(format!("{me} cannot join {} ({room_id}): {e}", spec.room));
+                }
+            }
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     };
-    if !joined.ok() {
-        return Err(format!(
-            "{me} cannot join {} ({room_id}): {}",
-            spec.room,
-            joined.describe()
-        ));
-    }
-    let encryption = api
-        .call(
-            reqwest::Method::GET,
-            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.encryption/"),
-            None,
-            steps,
+    let encryption = s
+        .step(
+            "read m.room.encryption",
+            room.latest_encryption_state(),
+            |state| {
+                if state.is_encrypted() {
+                    "set".to_string()
+                } else {
+                    "not set".to_string()
+                }
+            },
         )
         .await?;
-    if encryption.ok() {
+    if encryption.is_encrypted() {
         facts.encrypted = true;
         return Ok(());
     }
     for user in &spec.invite {
         // Best effort: a user already in the room (or invited) is refused.
-        if membership(api, &room, user, steps).await?.as_deref() != Some("join") {
-            invite(api, &room, user, steps).await?;
+        let user = user_id(user, "invite")?;
+        if membership(s, &room_id, &user).await?.as_deref() != Some("join") {
+            let _ = s
+                .step(&format!("invite {user}"), room.invite_user_by_id(&user), |_| {
+                    "ok".into()
+                })
+                .await;
         }
     }
-    bring_in_agent(spec, api, &room, &room_id, steps).await?;
+    bring_in_agent(spec, s, &room).await?;
 
-    let txn = format!("spinup-smoke-{}", random_hex(8));
     let sent_at = Instant::now();
-    let sent = api
-        .call(
-            reqwest::Method::PUT,
-            &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}"),
-            Some(json!({ "msgtype": "m.text", "body": spec.command })),
-            steps,
+    let sent = s
+        .step(
+            "send m.room.message",
+            room.send(RoomMessageEventContent::text_plain(&spec.command))
+                .into_future(),
+            |r| r.response.event_id.to_string(),
         )
-        .await?;
-    let Some(event_id) = sent.body["event_id"].as_str().map(String::from) else {
-        return Err(format!(
-            "sending the command to {room_id} failed: {}",
-            sent.describe()
-        ));
-    };
+        .await
+        .map_err(|e| format!("sending the command to {room_id} failed: {e}"))?;
+    let event_id = sent.response.event_id.to_string();
     facts.command = Some(Message {
         event_id: event_id.clone(),
         sender: me,
@@ -254,139 +257,135 @@ async fn exchange(spec: &Spec, api: &mut Api, facts: &mut Facts) -> Result<(), S
         origin_server_ts: None,
         in_reply_to: None,
     });
-    let outcome = wait_for_reply(spec, api, &room, &event_id, facts).await;
+    let outcome = wait_for_reply(spec, s, &room, &event_id, facts).await;
     facts.waited_ms = sent_at.elapsed().as_secs_f64() * 1000.0;
     outcome
 }
 
+fn user_id(text: &str, field: &str) -> Result<OwnedUserId, String> {
+    UserId::parse(text).map_err(|e| format!("`{text}` ({field}) is not a Matrix user id: {e}"))
+}
+
 /// The room the alias names; created (private, the agent and `invite`
 /// invited) when the alias is unknown.
-async fn find_or_create_room(
-    spec: &Spec,
-    api: &Api,
-    steps: &mut Vec<String>,
-) -> Result<String, String> {
-    let path = format!("/_matrix/client/v3/directory/room/{}", segment(&spec.room));
+async fn find_or_create_room(spec: &Spec, s: &mut Session) -> Result<OwnedRoomId, String> {
+    let alias = RoomAliasId::parse(&spec.room)
+        .map_err(|e| format!("`{}` (room) is not a room alias: {e}", spec.room))?;
+    let client = s.client.clone();
     let mut refused = String::new();
     for _ in 0..2 {
-        let found = api.call(reqwest::Method::GET, &path, None, steps).await?;
-        if let Some(id) = found.body["room_id"].as_str().filter(|_| found.ok()) {
-            return Ok(id.to_string());
+        let what = format!("resolve {alias}");
+        match s.within(&what, client.resolve_room_alias(&alias)).await? {
+            Ok(found) => {
+                s.steps.push(format!("{what} -> {}", found.room_id));
+                return Ok(found.room_id);
+            }
+            Err(e) if e.as_client_api_error().map(|c| c.status_code.as_u16()) == Some(404) => {
+                s.steps.push(format!("{what} -> not found"));
+            }
+            Err(e) => {
+                s.steps.push(format!("{what} -> {e}"));
+                return Err(format!("resolving {} failed: {e}", spec.room));
+            }
         }
-        if found.status != 404 {
-            return Err(format!("resolving {} failed: {}", spec.room, found.describe()));
+        let mut invite = vec![user_id(&spec.agent, "agent")?];
+        for user in &spec.invite {
+            invite.push(user_id(user, "invite")?);
         }
-        let mut invite = vec![spec.agent.clone()];
-        invite.extend(spec.invite.iter().cloned());
-        let created = api
-            .call(
-                reqwest::Method::POST,
-                "/_matrix/client/v3/createRoom",
-                Some(json!({
-                    "room_alias_name": spec.room_localpart(),
-                    "name": "RAVE control",
-                    "preset": "private_chat",
-                    "invite": invite,
-                })),
-                steps,
-            )
-            .await?;
-        if let Some(id) = created.body["room_id"].as_str().filter(|_| created.ok()) {
-            return Ok(id.to_string());
+        let mut request = create_room::v3::Request::new();
+        request.room_alias_name = Some(spec.room_localpart().to_string());
+        request.name = Some("RAVE control".to_string());
+        request.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+        request.invite = invite;
+        match s.within("create the room", client.create_room(request)).await? {
+            Ok(room) => {
+                s.steps.push(format!("create {alias} -> {}", room.room_id()));
+                return Ok(room.room_id().to_owned());
+            }
+            Err(e) => {
+                // Created meanwhile by another check (M_ROOM_IN_USE, or 409
+                // from Synapse on PostgreSQL): resolve it again.
+                s.steps.push(format!("create {alias} -> {e}"));
+                refused = e.to_string();
+            }
         }
-        // Created meanwhile by another check (M_ROOM_IN_USE, or 409 from
-        // Synapse on PostgreSQL): resolve it again.
-        refused = created.describe();
     }
     Err(format!("creating {} failed: {refused}", spec.room))
 }
 
-/// `user`'s membership in `room` (`None`: never a member).
+/// `user`'s membership in the room (`None`: never a member), read from
+/// the room's state on the homeserver.
 async fn membership(
-    api: &Api,
-    room: &str,
-    user: &str,
-    steps: &mut Vec<String>,
+    s: &mut Session,
+    room_id: &OwnedRoomId,
+    user: &UserId,
 ) -> Result<Option<String>, String> {
-    let answer = api
-        .call(
-            reqwest::Method::GET,
-            &format!(
-                "/_matrix/client/v3/rooms/{room}/state/m.room.member/{}",
-                segment(user)
-            ),
-            None,
-            steps,
-        )
-        .await?;
-    Ok(answer.body["membership"]
-        .as_str()
-        .filter(|_| answer.ok())
-        .map(String::from))
+    let request = get_state_event_for_key::v3::Request::new(
+        room_id.clone(),
+        StateEventType::RoomMember,
+        user.to_string(),
+    );
+    let client = s.client.clone();
+    let what = format!("read the membership of {user}");
+    match s.within(&what, client.send(request).into_future()).await? {
+        Ok(answer) => {
+            let content: Value =
+                serde_json::from_str(answer.event_or_content.get()).unwrap_or(Value::Null);
+            // The event or its content, depending on the homeserver.
+            let membership = content["membership"]
+                .as_str()
+                .or_else(|| content["content"]["membership"].as_str())
+                .map(String::from);
+            Ok(membership)
+        }
+        Err(e) if e.as_client_api_error().map(|c| c.status_code.as_u16()) == Some(404) => Ok(None),
+        Err(e) => {
+            s.steps.push(format!("{what} -> {e}"));
+            Ok(None)
+        }
+    }
 }
 
-async fn invite(
-    api: &Api,
-    room: &str,
-    user: &str,
-    steps: &mut Vec<String>,
-) -> Result<Answer, String> {
-    api.call(
-        reqwest::Method::POST,
-        &format!("/_matrix/client/v3/rooms/{room}/invite"),
-        Some(json!({ "user_id": user })),
-        steps,
-    )
-    .await
-}
-
-/// The agent joined: invited when it is not, then waited for. The room's
-/// member state is read every poll, and only its changes are recorded.
-async fn bring_in_agent(
-    spec: &Spec,
-    api: &Api,
-    room: &str,
-    room_id: &str,
-    steps: &mut Vec<String>,
-) -> Result<(), String> {
-    let mut state = membership(api, room, &spec.agent, steps).await?;
+/// The agent joined: invited when it is not, then waited for. The
+/// membership is read every poll, and only its changes are recorded.
+async fn bring_in_agent(spec: &Spec, s: &mut Session, room: &Room) -> Result<(), String> {
+    let agent = user_id(&spec.agent, "agent")?;
+    let room_id = room.room_id().to_owned();
+    let mut state = membership(s, &room_id, &agent).await?;
+    s.steps.push(format!(
+        "membership of {agent}: {}",
+        state.as_deref().unwrap_or("none")
+    ));
     if state.as_deref() == Some("join") {
         return Ok(());
     }
     if state.as_deref() != Some("invite") {
-        let invited = invite(api, room, &spec.agent, steps).await?;
-        if !invited.ok() {
-            return Err(format!(
-                "inviting {} to {room_id} failed: {}",
-                spec.agent,
-                invited.describe()
-            ));
-        }
+        s.step(&format!("invite {agent}"), room.invite_user_by_id(&agent), |_| {
+            "ok".into()
+        })
+        .await
+        .map_err(|e| format!("inviting {agent} to {room_id} failed: {e}"))?;
     }
     let since = Instant::now();
     loop {
-        let mut quiet = Vec::new();
-        match membership(api, room, &spec.agent, &mut quiet).await {
-            Ok(now) => {
-                if now != state {
-                    steps.extend(quiet);
-                    state = now;
-                }
-            }
-            Err(_) => steps.extend(quiet),
+        let now = membership(s, &room_id, &agent).await?;
+        if now != state {
+            s.steps.push(format!(
+                "membership of {agent}: {}",
+                now.as_deref().unwrap_or("none")
+            ));
+            state = now;
         }
         if state.as_deref() == Some("join") {
-            steps.push(format!(
-                "{} joined after {} ms",
-                spec.agent,
+            s.steps.push(format!(
+                "{agent} joined after {} ms",
                 since.elapsed().as_millis()
             ));
             return Ok(());
         }
-        if api.remaining() <= POLL_INTERVAL {
+        if s.remaining() <= POLL_INTERVAL {
             return Err(format!(
-                "{} did not join {room_id} within {:.1} s of its invite (membership: {})",
-                spec.agent,
+                "{agent} did not join {room_id} within {:.1} s of its invite (membership: {})",
                 since.elapsed().as_secs_f64(),
                 state.as_deref().unwrap_or("none")
             ));
@@ -400,57 +399,71 @@ async fn bring_in_agent(
 /// says so).
 async fn wait_for_reply(
     spec: &Spec,
-    api: &Api,
-    room: &str,
+    s: &mut Session,
+    room: &Room,
     event_id: &str,
     facts: &mut Facts,
 ) -> Result<(), String> {
-    let path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit={EVENTS_PER_POLL}");
     let mut polls = 0u32;
     loop {
-        let mut quiet = Vec::new();
-        let read = api.call(reqwest::Method::GET, &path, None, &mut quiet).await;
+        let mut options = MessagesOptions::backward();
+        options.limit = EVENTS_PER_POLL.into();
+        let read = s.within("read the room", room.messages(options)).await;
         polls += 1;
-        if let Some(answer) = read.as_ref().ok().filter(|a| a.ok()) {
-            let events = answer.body["chunk"].as_array().cloned().unwrap_or_default();
-            // Newest first: everything before the command is after it in time.
-            let mut newer = Vec::new();
-            for event in &events {
-                if event["event_id"] == event_id {
-                    if let Some(command) = &mut facts.command {
-                        command.origin_server_ts = event["origin_server_ts"].as_u64();
-                    }
-                    break;
-                }
-                if let Some(m) = message(event) {
-                    newer.push(m);
+        match read {
+            Ok(Ok(messages)) => {
+                let events: Vec<Value> = messages
+                    .chunk
+                    .iter()
+                    .filter_map(|e| serde_json::from_str(e.raw().json().get()).ok())
+                    .collect();
+                if let Some(reply) = scan(spec, &events, event_id, facts) {
+                    facts.reply = Some(reply);
+                    s.steps
+                        .push(format!("read the room {polls} time(s): the reply is there"));
+                    return Ok(());
                 }
             }
-            newer.reverse();
-            let (replies, others): (Vec<Message>, Vec<Message>) = newer
-                .into_iter()
-                .filter(|m| m.sender == spec.agent)
-                .partition(|m| m.in_reply_to.as_deref() == Some(event_id));
-            facts.unrelated = others;
-            if let Some(reply) = replies.into_iter().next() {
-                facts.reply = Some(reply);
-                facts.steps.push(format!(
-                    "read the room {polls} time(s): GET /_matrix/client/v3/rooms/{room}/messages -> {}",
-                    answer.status
-                ));
-                return Ok(());
+            Ok(Err(e)) if polls == 1 || s.remaining() <= POLL_INTERVAL => {
+                s.steps.push(format!("read the room -> {e}"));
             }
-        } else if polls == 1 || api.remaining() <= POLL_INTERVAL {
-            facts.steps.extend(quiet);
+            Ok(Err(_)) => {}
+            Err(why) => s.steps.push(why),
         }
-        if api.remaining() <= POLL_INTERVAL {
-            facts.steps.push(format!(
+        if s.remaining() <= POLL_INTERVAL {
+            s.steps.push(format!(
                 "read the room {polls} time(s); stopped waiting before the check's deadline"
             ));
             return Ok(());
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
+}
+
+/// The agent's reply to `event_id` among `events` (newest first); the
+/// command's server timestamp and the agent's unrelated messages are
+/// noted in `facts`.
+fn scan(spec: &Spec, events: &[Value], event_id: &str, facts: &mut Facts) -> Option<Message> {
+    // Newest first: everything before the command is after it in time.
+    let mut newer = Vec::new();
+    for event in events {
+        if event["event_id"] == event_id {
+            if let Some(command) = &mut facts.command {
+                command.origin_server_ts = event["origin_server_ts"].as_u64();
+            }
+            break;
+        }
+        if let Some(m) = message(event) {
+            newer.push(m);
+        }
+    }
+    newer.reverse();
+    let (replies, others): (Vec<Message>, Vec<Message>) = newer
+        .into_iter()
+        .filter(|m| m.sender == spec.agent)
+        .partition(|m| m.in_reply_to.as_deref() == Some(event_id));
+    facts.unrelated = others;
+    replies.into_iter().next()
 }
 
 /// An `m.room.message` event as a `Message`.
@@ -469,22 +482,10 @@ fn message(event: &Value) -> Option<Message> {
     })
 }
 
-fn random_hex(bytes: usize) -> String {
-    use rand::RngCore;
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    hex::encode(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn segments_are_encoded() {
-        assert_eq!(segment("#rave-control:rave.local"), "%23rave-control%3Arave.local");
-        assert_eq!(segment("!a/b:x"), "%21a%2Fb%3Ax");
-    }
+    use serde_json::json;
 
     #[test]
     fn reads_reply_relations() {
