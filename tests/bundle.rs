@@ -294,7 +294,9 @@ fn a_bundle_of_a_real_run_holds_the_set_and_its_evidence_and_verifies() {
     let (code, stdout, stderr) = verify(&r.bundle(), &r.public);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("valid (bundle of 7 members; transcript, status WARNING"),
+        stdout.contains(
+            "valid (bundle: 5 members and the signed manifest; transcript, status WARNING"
+        ),
         "{stdout}"
     );
 
@@ -318,7 +320,10 @@ fn a_bundle_of_a_real_run_holds_the_set_and_its_evidence_and_verifies() {
     std::fs::copy(r.bundle(), &renamed).unwrap();
     let (code, stdout, stderr) = verify(&renamed, &r.public);
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("bundle of 7 members"), "{stdout}");
+    assert!(
+        stdout.contains("bundle: 5 members and the signed manifest"),
+        "{stdout}"
+    );
 }
 
 #[test]

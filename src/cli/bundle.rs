@@ -51,7 +51,7 @@ pub fn bundle(args: &BundleArgs) -> i32 {
                 println!("{:>10}  {}  {}", entry.size, entry.sha256, entry.name);
             }
             println!(
-                "bundle: {} ({} members, manifest signed by key id {})",
+                "bundle: {} ({} members and the manifest, signed by key id {})",
                 bundled.path.display(),
                 bundled.manifest.members.len(),
                 key.key_id()

@@ -28,7 +28,7 @@ pub struct RunArgs {
     /// ephemeral key is used and the transcript says so.
     #[arg(long, value_name = "PATH", env = "SPINUP_SIGNING_KEY")]
     pub key: Option<PathBuf>,
-    /// Where to write the transcript, DSSE envelope and JUnit report.
+    /// Where to write the transcript, DSSE envelope, JUnit report and console log.
     #[arg(long, value_name = "DIR", default_value = "artifacts")]
     pub out: PathBuf,
     /// Checks of one phase running at once.

@@ -141,9 +141,9 @@ fn verify_bundle(args: &VerifyArgs, signer: crate::sign::verify::Signer<'_>) -> 
                 eprintln!("warning: {warning}");
             }
             println!(
-                "{}: valid (bundle of {} members; {})",
+                "{}: valid (bundle: {} members and the signed manifest; {})",
                 args.file.display(),
-                report.manifest.members.len() + 2,
+                report.manifest.members.len(),
                 report.transcript.summary()
             );
         }
