@@ -375,6 +375,20 @@ fn a_missing_member_fails_naming_it() {
     let log = format!("{}.console.log", r.stem);
     tamper(&r, |list| list.retain(|(n, _, _)| *n != log));
     fails_with(&r, &[&format!("member `{log}`: missing")]);
+    let out = run(&[
+        "verify",
+        s(&r.bundle()),
+        "--pubkey",
+        s(&r.public),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["kind"], "bundle");
+    assert_eq!(doc["members"], serde_json::json!([log]));
+    assert!(doc["error"].as_str().unwrap().contains("missing"), "{doc}");
 }
 
 #[test]

@@ -138,7 +138,8 @@ pub fn collect(
     for entry in listing.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let regular = entry.file_type().is_ok_and(|t| t.is_file());
-        if regular && !name.starts_with('.') && !name.starts_with("boot_transcript_") {
+        let plain = manifest::safe_name(&name).is_ok() && !name.starts_with('.');
+        if regular && plain && !name.starts_with("boot_transcript_") {
             candidates.push(name);
         }
     }
