@@ -626,3 +626,24 @@ fn a_missing_set_file_or_a_symlinked_one_is_not_bundled() {
     assert!(stderr.contains(".console.log"), "{stderr}");
     assert!(!r.bundle().exists());
 }
+
+#[test]
+fn verify_with_an_image_checks_the_digest_of_the_transcript_inside() {
+    let r = bundled();
+    let image = r.dir.path().join("image.raw");
+    std::fs::write(&image, b"an image the run was not bound to").unwrap();
+    let out = run(&[
+        "verify",
+        s(&r.bundle()),
+        "--pubkey",
+        s(&r.public),
+        "--image",
+        s(&image),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!("member `{}.json`: digest mismatch", r.stem)),
+        "{stderr}"
+    );
+}
