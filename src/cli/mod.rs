@@ -4,6 +4,7 @@
 //! command has its own module (`run`, `list`, `verify`, `keygen`, `digest`,
 //! and `demo`, which hands over to the separate `spinup-smoke-demo` program).
 
+mod bundle;
 mod compare;
 pub mod config;
 mod demo;
@@ -60,8 +61,12 @@ pub enum Command {
     Run(RunArgs),
     /// Show the plan (phases, checks, dependencies) without running anything.
     List(ListArgs),
-    /// Verify a signed transcript or DSSE envelope (exit 0 valid, 1 invalid or signer not pinned).
+    /// Verify a signed transcript, DSSE envelope or proof bundle (exit 0 valid, 1 invalid or signer not pinned).
     Verify(VerifyArgs),
+    /// Pack a run's transcript, DSSE envelope, JUnit report, console log and
+    /// evidence files into a tar.gz proof bundle whose manifest (every
+    /// member's SHA-256 and size) the run's key signs; `verify` checks it.
+    Bundle(bundle::BundleArgs),
     /// Compare two signed transcripts: newly failing, newly passing, changed,
     /// appeared, vanished and slower checks; exit 0 when NEW meets --criteria.
     Compare(compare::CompareArgs),
@@ -197,6 +202,7 @@ pub fn main() -> i32 {
             },
         },
         Command::Verify(args) => verify(&args),
+        Command::Bundle(args) => bundle::bundle(&args),
         Command::Compare(args) => compare::compare(&args),
         Command::Watch(mut args) => {
             let as_run = RunArgs {

@@ -13,7 +13,7 @@ use crate::host::{Host, HostKeyPin, Hosts, Identity, LocalHost, SshConfig, SshHo
 use crate::profile::hosts::{HostSpec, Transport};
 use crate::profile::target::Target;
 use crate::profile::Profiles;
-use crate::report::console::{Console, Style};
+use crate::report::console::{Console, Style, Tee};
 
 use super::shared::{parse_phase, prepare, report_user_errors, EnvSettings, Format, Selection};
 
@@ -28,7 +28,7 @@ pub struct RunArgs {
     /// ephemeral key is used and the transcript says so.
     #[arg(long, value_name = "PATH", env = "SPINUP_SIGNING_KEY")]
     pub key: Option<PathBuf>,
-    /// Where to write the transcript, DSSE envelope and JUnit report.
+    /// Where to write the transcript, DSSE envelope, JUnit report and console log.
     #[arg(long, value_name = "DIR", default_value = "artifacts")]
     pub out: PathBuf,
     /// Checks of one phase running at once.
@@ -247,13 +247,21 @@ pub async fn run_until(
     let digest_task = args.image.clone().map(|path| {
         tokio::task::spawn_blocking(move || crate::digest::sha256_file(&path).map(|d| (path, d)))
     });
+    // What the console prints is kept for `<stem>.console.log`.
+    let console_copy = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink: Arc<dyn crate::run::EventSink> = match args.format {
         Format::Human => Arc::new(Console::new(
-            std::io::stdout(),
+            Tee {
+                out: std::io::stdout(),
+                copy: console_copy.clone(),
+            },
             Style::detect(std::io::stdout().is_terminal(), settings.debug, args.quiet),
         )),
         Format::Json => Arc::new(Console::new(
-            std::io::stderr(),
+            Tee {
+                out: std::io::stderr(),
+                copy: console_copy.clone(),
+            },
             Style::detect(std::io::stderr().is_terminal(), settings.debug, args.quiet),
         )),
     };
@@ -307,7 +315,11 @@ pub async fn run_until(
         target_sha256: target.sha256.clone(),
         stand_ins: target.stand_ins.clone(),
     };
-    match crate::report::write_all(&args.out, &report, &info, &key, &redactor) {
+    let console_log = console_copy
+        .lock()
+        .map(|c| crate::report::console::strip_ansi(&String::from_utf8_lossy(&c)))
+        .unwrap_or_default();
+    match crate::report::write_run(&args.out, &report, &info, &key, &redactor, &console_log) {
         Ok(written) => {
             if args.format == Format::Json {
                 match std::fs::read_to_string(&written.transcript) {
@@ -315,12 +327,15 @@ pub async fn run_until(
                     Err(e) => eprintln!("error: cannot read back the transcript: {e}"),
                 }
             }
-            let paths = format!(
+            let mut paths = format!(
                 "transcript: {}\nattestation: {}\njunit: {}",
                 written.transcript.display(),
                 written.attestation.display(),
                 written.junit.display()
             );
+            if let Some(log) = &written.console_log {
+                paths.push_str(&format!("\nconsole log: {}", log.display()));
+            }
             if args.format == Format::Json {
                 eprintln!("{paths}");
             } else {

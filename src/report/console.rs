@@ -133,6 +133,47 @@ impl<W: Write + Send> EventSink for Console<W> {
     }
 }
 
+/// A writer that copies everything written to `out` into `copy`, so the
+/// run can keep what its console printed (`<stem>.console.log`).
+pub struct Tee<W: Write> {
+    pub out: W,
+    pub copy: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut copy) = self.copy.lock() {
+            copy.extend_from_slice(buf);
+        }
+        // The copy is kept even when the console is gone (a closed pipe).
+        let _ = self.out.write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = self.out.flush();
+        Ok(())
+    }
+}
+
+/// `text` without its ANSI colour sequences (`ESC [ ... m`), as a log keeps it.
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn progress_line(s: &Style, r: &CheckResult) -> String {
     let mut line = format!(" {} {}", s.outcome(r.status), r.id);
     match r.status {
@@ -609,6 +650,39 @@ mod tests {
         assert!(!text.contains(" PASS    pg.up"), "{text}");
         assert!(text.contains("FAIL    pg.q (services)"), "{text}");
         assert!(text.contains("FAILURE"), "{text}");
+    }
+
+    #[test]
+    fn colour_sequences_are_stripped_for_the_log() {
+        for (input, expect) in [
+            ("plain", "plain"),
+            ("\x1b[32mPASS   \x1b[0m a", "PASS    a"),
+            ("\x1b[31;1mFAIL\x1b[0m", "FAIL"),
+            ("no [brackets] lost", "no [brackets] lost"),
+            ("", ""),
+        ] {
+            assert_eq!(strip_ansi(input), expect, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn the_tee_keeps_a_copy_of_every_line() {
+        let copy = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let console = Console::new(
+            Tee {
+                out: Vec::new(),
+                copy: copy.clone(),
+            },
+            Style {
+                color: false,
+                verbose: false,
+                quiet: false,
+            },
+        );
+        console.line("one");
+        console.line("two");
+        assert_eq!(console.into_inner().out, b"one\ntwo\n");
+        assert_eq!(*copy.lock().unwrap(), b"one\ntwo\n");
     }
 
     #[test]

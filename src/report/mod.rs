@@ -1,8 +1,10 @@
 //! Reporters render a finished run (and `tree` the plan before one); they
-//! never decide anything. `write_all` writes the three artifacts of a run as
-//! one atomic set (all of them or none): the signed transcript, its
-//! DSSE/in-toto attestation and the JUnit report.
+//! never decide anything. `write_all` writes the artifacts of a run as one
+//! atomic set (all of them or none): the signed transcript, its DSSE/in-toto
+//! attestation and the JUnit report, and with `write_run` the console log
+//! too. `bundle` packs a set and its evidence into a signed proof bundle.
 
+pub mod bundle;
 pub mod compare;
 pub mod console;
 pub mod dsse;
@@ -57,6 +59,8 @@ pub struct Written {
     pub transcript: PathBuf,
     pub attestation: PathBuf,
     pub junit: PathBuf,
+    /// `<stem>.console.log`: what the console printed (`write_run` only).
+    pub console_log: Option<PathBuf>,
 }
 
 /// Renders, redacts, signs and writes the run's artifacts into `out_dir`.
@@ -66,6 +70,30 @@ pub fn write_all(
     info: &RunInfo,
     key: &SigningMaterial,
     redactor: &Redactor,
+) -> Result<Written, UserError> {
+    write_set_of_run(out_dir, report, info, key, redactor, None)
+}
+
+/// `write_all`, with `console` (what the console printed, redacted again
+/// here) as `<stem>.console.log` in the same atomic set.
+pub fn write_run(
+    out_dir: &Path,
+    report: &RunReport,
+    info: &RunInfo,
+    key: &SigningMaterial,
+    redactor: &Redactor,
+    console: &str,
+) -> Result<Written, UserError> {
+    write_set_of_run(out_dir, report, info, key, redactor, Some(console))
+}
+
+fn write_set_of_run(
+    out_dir: &Path,
+    report: &RunReport,
+    info: &RunInfo,
+    key: &SigningMaterial,
+    redactor: &Redactor,
+    console: Option<&str>,
 ) -> Result<Written, UserError> {
     std::fs::create_dir_all(out_dir).map_err(|e| unwritable(out_dir, &e))?;
     let stem = unique_stem(
@@ -79,6 +107,7 @@ pub fn write_all(
         transcript: out_dir.join(format!("{stem}.json")),
         attestation: out_dir.join(format!("{stem}.intoto.json")),
         junit: out_dir.join(format!("{stem}.junit.xml")),
+        console_log: console.map(|_| out_dir.join(format!("{stem}.console.log"))),
     };
 
     let mut document = transcript::build(report, info, key.ephemeral);
@@ -103,13 +132,18 @@ pub fn write_all(
     let attestation = crate::sign::verify::render(&envelope);
     let junit = redactor.redact(&junit::render(report));
 
+    let console = console.map(|c| redactor.redact(c));
+
     // The transcript is published last: once it is there, so are the others.
-    write_set(&[
+    let mut set: Vec<(&Path, &[u8])> = vec![
         (paths.attestation.as_path(), attestation.as_bytes()),
         (paths.junit.as_path(), junit.as_bytes()),
-        (paths.transcript.as_path(), text.as_bytes()),
-    ])
-    .map_err(|e| unwritable(out_dir, &e))?;
+    ];
+    if let (Some(path), Some(text)) = (&paths.console_log, &console) {
+        set.push((path.as_path(), text.as_bytes()));
+    }
+    set.push((paths.transcript.as_path(), text.as_bytes()));
+    write_set(&set).map_err(|e| unwritable(out_dir, &e))?;
     Ok(paths)
 }
 

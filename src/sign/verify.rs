@@ -136,8 +136,24 @@ pub fn verify_and_read(
 ) -> Result<(VerifyReport, serde_json::Value), VerifyError> {
     let bytes = std::fs::read(path)
         .map_err(|e| VerifyError::Malformed(format!("cannot read {}: {e}", path.display())))?;
+    // An envelope borrows the key of the transcript beside it.
+    let sibling = sibling_transcript(path)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    verify_bytes(&bytes, signer, image, sibling.as_ref())
+}
+
+/// `verify_and_read` for a file already in memory (a bundle's member):
+/// `transcript` is the transcript an envelope borrows its key from when no
+/// key is pinned.
+pub fn verify_bytes(
+    bytes: &[u8],
+    signer: Signer<'_>,
+    image: Option<&Path>,
+    transcript: Option<&serde_json::Value>,
+) -> Result<(VerifyReport, serde_json::Value), VerifyError> {
     let text =
-        std::str::from_utf8(&bytes).map_err(|_| VerifyError::Malformed("not UTF-8".into()))?;
+        std::str::from_utf8(bytes).map_err(|_| VerifyError::Malformed("not UTF-8".into()))?;
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| VerifyError::Malformed(format!("not JSON: {e}")))?;
     if render(&value) != text {
@@ -159,7 +175,7 @@ pub fn verify_and_read(
         None => None,
     };
     let report = if value.get("payloadType").is_some() {
-        verify_attestation(path, &value, pinned, image_digest)?
+        verify_attestation(&value, pinned, image_digest, transcript)?
     } else {
         verify_transcript(&value, pinned, image_digest)?
     };
@@ -286,10 +302,10 @@ fn sibling_transcript(path: &Path) -> Option<PathBuf> {
 }
 
 fn verify_attestation(
-    path: &Path,
     envelope: &serde_json::Value,
     pinned: Pin,
     image_digest: Option<String>,
+    sibling: Option<&serde_json::Value>,
 ) -> Result<VerifyReport, VerifyError> {
     let field = |name: &str| {
         envelope
@@ -318,11 +334,7 @@ fn verify_attestation(
             .ok_or_else(|| VerifyError::Malformed("signature has no sig".into()))?,
     )?;
     // Without --pubkey, the key embedded in the transcript beside it is used.
-    let sibling = sibling_transcript(path)
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     let embedded = sibling
-        .as_ref()
         .and_then(|t| {
             t.pointer("/signature/public_key")
                 .and_then(|k| k.as_str())
@@ -335,21 +347,17 @@ fn verify_attestation(
     let key = pin(pinned, &signer_key_id, embedded, &mut warnings)?;
     key.verify_strict(&pae(payload_type, &payload), &signature)
         .map_err(|_| VerifyError::BadSignature)?;
-    let sibling_ephemeral = sibling
-        .as_ref()
-        .and_then(|t| t.pointer("/signing/ephemeral"))
+    let sibling_ephemeral = sibling.and_then(|t| t.pointer("/signing/ephemeral"))
         == Some(&serde_json::Value::Bool(true));
     if sibling_ephemeral
         && sibling
-            .as_ref()
             .and_then(|t| t.pointer("/signature/key_id"))
             .and_then(|k| k.as_str())
             == Some(signer_key_id.as_str())
     {
         warnings.push("signed with an EPHEMERAL key (says the transcript beside it): this proves the file is intact, not who made it".into());
     }
-    let statement: serde_json::Value = serde_json::from_slice(&payload)
-        .map_err(|e| VerifyError::Malformed(format!("payload is not a JSON statement: {e}")))?;
+    let statement = parse_statement(&payload)?;
     let subject_digest = statement
         .pointer("/subject/0/digest/sha256")
         .and_then(|d| d.as_str())
@@ -366,4 +374,19 @@ fn verify_attestation(
         image_digest: subject_digest,
         warnings,
     })
+}
+
+fn parse_statement(payload: &[u8]) -> Result<serde_json::Value, VerifyError> {
+    serde_json::from_slice(payload)
+        .map_err(|e| VerifyError::Malformed(format!("payload is not a JSON statement: {e}")))
+}
+
+/// The in-toto statement inside a DSSE envelope; call it on an envelope
+/// that verified, so the statement is the one the signature covers.
+pub fn envelope_statement(envelope: &serde_json::Value) -> Result<serde_json::Value, VerifyError> {
+    let payload = envelope
+        .get("payload")
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| VerifyError::Malformed("envelope has no `payload`".into()))?;
+    parse_statement(&b64(payload, "payload")?)
 }
