@@ -1,8 +1,9 @@
 //! `spinup-smoke serve`, the binary for real, over real HTTP on a free
 //! loopback port: /healthz follows a TCP service the test stops and starts
 //! again; a burst of 50 concurrent requests causes one run; /metrics is
-//! Prometheus text; /transcript verifies; SIGTERM aborts the run in flight
-//! and ends the server with 0; bad arguments exit 2.
+//! Prometheus text; /transcript verifies; a request waits no longer than
+//! its deadline and a silent client holds up no one; SIGTERM aborts the
+//! run in flight and ends the server with 0; bad arguments exit 2.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -277,11 +278,7 @@ fn parse_exposition(text: &str) -> Vec<Sample> {
     samples
 }
 
-fn sample(
-    samples: &[Sample],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
+fn sample(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples
         .iter()
         .find(|(n, l, _)| {
@@ -693,4 +690,53 @@ fn bad_arguments_exit_2_with_the_reason_and_a_wide_address_is_announced() {
         first.contains("not a loopback address"),
         "the wide address is announced: {first}"
     );
+}
+
+#[test]
+fn a_request_waits_no_longer_than_its_deadline_and_a_silent_client_holds_up_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = profile(dir.path(), &sleep_check(30));
+    let out = dir.path().join("out");
+    let mut server = Server::start(&[
+        "--profile",
+        profile.to_str().unwrap(),
+        "--request-timeout",
+        "1s",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    // A client that connects, sends half a request head and falls silent.
+    let mut silent = TcpStream::connect(server.addr).unwrap();
+    silent
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+
+    let asked = Instant::now();
+    let waited = server.get("/healthz");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the request outlived its 1 s deadline: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(waited.code, 503, "{waited:?}");
+    let body = waited.json();
+    assert_eq!(body["status"], "NONE", "{body}");
+    assert_eq!(body["in_flight"], true, "{body}");
+    assert!(
+        body["reason"].as_str().unwrap().contains("in flight"),
+        "{body}"
+    );
+    // The run goes on; a scrape answers at once, and another request joins
+    // the same run instead of starting one.
+    let metrics = parse_exposition(&server.get("/metrics").body);
+    assert_eq!(
+        sample(&metrics, "spinup_smoke_run_in_flight", &[]),
+        Some(1.0)
+    );
+    assert_eq!(runs_total(&server), 0.0);
+    assert_eq!(server.get("/healthz").code, 503);
+    assert_eq!(run_dirs(&out), ["0001"]);
+    assert_eq!(server.said().matches("== serve run").count(), 1);
+    drop(silent);
+    assert_eq!(server.terminate(), Some(0), "{}", server.said());
 }
