@@ -413,7 +413,8 @@ impl Server {
     }
 
     async fn handle(self: Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-        match route(req.method(), req.uri().path()) {
+        let asked = route(req.method(), req.uri().path());
+        match asked {
             Route::Healthz => {
                 if let Some((seen, mut rx)) = self.ensure_fresh(Instant::now()) {
                     let _ = tokio::time::timeout(
@@ -447,7 +448,7 @@ impl Server {
             }
             Route::Transcript | Route::Envelope => {
                 let path = self.lock().transcript.as_ref().map(|(_, w)| {
-                    if route(req.method(), req.uri().path()) == Route::Envelope {
+                    if asked == Route::Envelope {
                         w.attestation.clone()
                     } else {
                         w.transcript.clone()
