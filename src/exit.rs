@@ -20,6 +20,11 @@
 //! 5. `SUCCESS` (0): every check passed (warnings allowed).
 //!
 //! `verify` returns `SUCCESS` (valid) or `CHECK_FAILED` (invalid).
+//!
+//! `serve` returns `USAGE` when its input is wrong or it cannot listen, and
+//! `SUCCESS` when SIGINT or SIGTERM stopped it (the run in flight, if any,
+//! is aborted and its transcript written): its runs' verdicts are answers
+//! to HTTP requests, not its exit code.
 
 use crate::check::OverallStatus;
 

@@ -12,6 +12,7 @@ mod digest;
 mod keygen;
 mod list;
 mod run;
+mod serve;
 mod shared;
 mod verify;
 mod watch;
@@ -74,6 +75,10 @@ pub enum Command {
     /// and summarise flaps, failures and latency trends; `watch status`,
     /// `watch stop` and `watch logs` for a watch in the background.
     Watch(watch::WatchArgs),
+    /// Serve health over HTTP: /healthz (200 or 503 from a result no older
+    /// than --max-age; a stale one starts a run, one at a time), /metrics
+    /// (Prometheus text) and /transcript (the latest signed transcript).
+    Serve(serve::ServeArgs),
     /// The effective configuration: each setting, its value and where it
     /// came from (flag, environment, configuration file, default), and
     /// every problem with it at once (exit 2).
@@ -220,6 +225,26 @@ pub fn main() -> i32 {
                     args.jobs = resolved.args.jobs;
                     args.require_phases = resolved.args.require_phases;
                     watch::watch(args, resolved.settings)
+                }
+                Err(e) => report_user_errors(&e),
+            }
+        }
+        Command::Serve(mut args) => {
+            let as_run = RunArgs {
+                image: args.image.clone(),
+                key: args.key.clone(),
+                jobs: args.jobs,
+                require_phases: args.require_phases.clone(),
+                ..RunArgs::with_selection(args.selection.clone())
+            };
+            match configured(as_run, &sub("serve"), cli.config.as_deref()) {
+                Ok(resolved) => {
+                    args.selection = resolved.args.selection;
+                    args.image = resolved.args.image;
+                    args.key = resolved.args.key;
+                    args.jobs = resolved.args.jobs;
+                    args.require_phases = resolved.args.require_phases;
+                    serve::serve(args, resolved.settings)
                 }
                 Err(e) => report_user_errors(&e),
             }

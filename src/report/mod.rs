@@ -9,6 +9,7 @@ pub mod compare;
 pub mod console;
 pub mod dsse;
 pub mod junit;
+pub mod metrics;
 #[cfg(any(test, feature = "testkit"))]
 pub mod sample;
 pub mod soak;
