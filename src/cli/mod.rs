@@ -47,7 +47,7 @@ pub use watch::{watch, WatchAction, WatchArgs};
 #[derive(Debug, Parser)]
 #[command(name = "spinup-smoke", version, propagate_version = true)]
 pub struct Cli {
-    /// The configuration file for run, list, watch and config show
+    /// The configuration file for run, list, watch, serve and config show
     /// (default: $SPINUP_SMOKE_CONFIG, else ./spinup-smoke.toml when it
     /// exists). Flags beat the environment, which beats the file.
     #[arg(long, global = true, value_name = "FILE")]
@@ -113,6 +113,20 @@ pub enum ConfigAction {
 
 /// The settings of `run`-like commands: `args` as parsed, completed from
 /// the environment and the configuration file (`config::resolve`).
+/// `watch`'s and `serve`'s run inputs resolved as `run`'s are (flag,
+/// environment, configuration file, default), in place.
+fn configured_inputs(
+    inputs: &mut run::RunInputs,
+    matches: &clap::ArgMatches,
+    config: Option<&std::path::Path>,
+) -> Result<EnvSettings, crate::error::UserErrors> {
+    // `out`, `format` and `quiet` are their own in `watch` and `serve`.
+    let as_run = inputs.run_args(std::path::PathBuf::from("artifacts"));
+    let resolved = configured(as_run, matches, config)?;
+    *inputs = run::RunInputs::from_run(resolved.args);
+    Ok(resolved.settings)
+}
+
 fn configured(
     args: RunArgs,
     matches: &clap::ArgMatches,
@@ -210,42 +224,14 @@ pub fn main() -> i32 {
         Command::Bundle(args) => bundle::bundle(&args),
         Command::Compare(args) => compare::compare(&args),
         Command::Watch(mut args) => {
-            let as_run = RunArgs {
-                image: args.image.clone(),
-                key: args.key.clone(),
-                jobs: args.jobs,
-                require_phases: args.require_phases.clone(),
-                ..RunArgs::with_selection(args.selection.clone())
-            };
-            match configured(as_run, &sub("watch"), cli.config.as_deref()) {
-                Ok(resolved) => {
-                    args.selection = resolved.args.selection;
-                    args.image = resolved.args.image;
-                    args.key = resolved.args.key;
-                    args.jobs = resolved.args.jobs;
-                    args.require_phases = resolved.args.require_phases;
-                    watch::watch(args, resolved.settings)
-                }
+            match configured_inputs(&mut args.inputs, &sub("watch"), cli.config.as_deref()) {
+                Ok(settings) => watch::watch(args, settings),
                 Err(e) => report_user_errors(&e),
             }
         }
         Command::Serve(mut args) => {
-            let as_run = RunArgs {
-                image: args.image.clone(),
-                key: args.key.clone(),
-                jobs: args.jobs,
-                require_phases: args.require_phases.clone(),
-                ..RunArgs::with_selection(args.selection.clone())
-            };
-            match configured(as_run, &sub("serve"), cli.config.as_deref()) {
-                Ok(resolved) => {
-                    args.selection = resolved.args.selection;
-                    args.image = resolved.args.image;
-                    args.key = resolved.args.key;
-                    args.jobs = resolved.args.jobs;
-                    args.require_phases = resolved.args.require_phases;
-                    serve::serve(args, resolved.settings)
-                }
+            match configured_inputs(&mut args.inputs, &sub("serve"), cli.config.as_deref()) {
+                Ok(settings) => serve::serve(args, settings),
                 Err(e) => report_user_errors(&e),
             }
         }

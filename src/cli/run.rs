@@ -45,6 +45,54 @@ pub struct RunArgs {
     pub require_phases: Vec<Phase>,
 }
 
+/// What `watch` and `serve` take as `run` does (the selection, image, key,
+/// jobs and required phases): each of their runs is made from it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunInputs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// The image under test (hashed once per run).
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+    /// Signing key (PKCS#8 PEM); without it each run signs with its own
+    /// ephemeral key.
+    #[arg(long, value_name = "PATH", env = "SPINUP_SIGNING_KEY")]
+    pub key: Option<PathBuf>,
+    /// Checks of one phase running at once.
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub jobs: u16,
+    /// A phase that must run a check (repeatable), as for `run`.
+    #[arg(long = "require-phase", value_name = "NAME", value_parser = parse_phase)]
+    pub require_phases: Vec<Phase>,
+}
+
+impl RunInputs {
+    /// One quiet run of these inputs into `out`.
+    pub fn run_args(&self, out: PathBuf) -> RunArgs {
+        RunArgs {
+            selection: self.selection.clone(),
+            image: self.image.clone(),
+            key: self.key.clone(),
+            out,
+            jobs: self.jobs,
+            format: Format::Human,
+            quiet: true,
+            require_phases: self.require_phases.clone(),
+        }
+    }
+
+    /// The inputs of `args` (as the configuration resolved them).
+    pub fn from_run(args: RunArgs) -> RunInputs {
+        RunInputs {
+            selection: args.selection,
+            image: args.image,
+            key: args.key,
+            jobs: args.jobs,
+            require_phases: args.require_phases,
+        }
+    }
+}
+
 impl RunArgs {
     /// `run`'s defaults for this selection (what `list` and `watch` share
     /// with it when the configuration is resolved).

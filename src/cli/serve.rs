@@ -31,13 +31,13 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use crate::check::{HumanDuration, Phase};
+use crate::check::HumanDuration;
 use crate::error::{UserError, UserErrors};
 use crate::exit;
 use crate::report::metrics::{self, LastRun, Snapshot};
 
-use super::run::{run_until, termination_signal, RunArgs};
-use super::shared::{parse_phase, prepare, report_user_errors, EnvSettings, Format, Selection};
+use super::run::{run_until, termination_signal, RunInputs};
+use super::shared::{prepare, report_user_errors, EnvSettings};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How long a client may take to send its request line and headers.
@@ -51,21 +51,9 @@ const ABORT_GRACE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
+    /// The runs' inputs, as for `run`.
     #[command(flatten)]
-    pub selection: Selection,
-    /// The image under test (hashed once per run).
-    #[arg(long, value_name = "PATH")]
-    pub image: Option<PathBuf>,
-    /// Signing key (PKCS#8 PEM); without it each run signs with its own
-    /// ephemeral key.
-    #[arg(long, value_name = "PATH", env = "SPINUP_SIGNING_KEY")]
-    pub key: Option<PathBuf>,
-    /// Checks of one phase running at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
-    /// A phase that must run a check (repeatable), as for `run`.
-    #[arg(long = "require-phase", value_name = "NAME", value_parser = parse_phase)]
-    pub require_phases: Vec<Phase>,
+    pub inputs: RunInputs,
     /// The address to listen on (IP:PORT; port 0 picks a free one). A
     /// non-loopback address exposes the results to the network: the server
     /// says so when it starts.
@@ -327,16 +315,7 @@ impl Server {
 
     async fn execute(&self, number: u32) -> (i32, Option<crate::report::Written>) {
         let out = self.runs_dir().join(format!("{number:04}"));
-        let run_args = RunArgs {
-            selection: self.args.selection.clone(),
-            image: self.args.image.clone(),
-            key: self.args.key.clone(),
-            out,
-            jobs: self.args.jobs,
-            format: Format::Human,
-            quiet: true,
-            require_phases: self.args.require_phases.clone(),
-        };
+        let run_args = self.args.inputs.run_args(out);
         println!(
             "\n== serve run {number} at {}",
             chrono::Utc::now().format("%H:%M:%S")
@@ -526,15 +505,15 @@ fn run_numbers(dir: &Path) -> Vec<u32> {
 /// Everything wrong with the input, found before the server listens.
 fn check_input(args: &ServeArgs, settings: &EnvSettings) -> Result<(), UserErrors> {
     let mut errors = Vec::new();
-    if let Err(e) = prepare(&args.selection, settings) {
+    if let Err(e) = prepare(&args.inputs.selection, settings) {
         errors.extend(e.0);
     }
-    if let Some(key) = &args.key {
+    if let Some(key) = &args.inputs.key {
         if let Err(e) = crate::sign::keys::load_signing_key(key) {
             errors.push(e);
         }
     }
-    if let Some(image) = &args.image {
+    if let Some(image) = &args.inputs.image {
         if !image.is_file() {
             errors.push(
                 UserError::new(format!(

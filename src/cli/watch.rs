@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 use clap::Subcommand;
 use serde_json::json;
 
-use crate::check::{HumanDuration, Phase};
+use crate::check::HumanDuration;
 use crate::error::UserError;
 use crate::exit;
 use crate::report::compare::Side;
 use crate::report::soak;
 
-use super::run::{run_until, RunArgs};
-use super::shared::{parse_phase, prepare, report_user_errors, EnvSettings, Format, Selection};
+use super::run::{run_until, RunInputs};
+use super::shared::{prepare, report_user_errors, EnvSettings};
 
 const DEFAULT_STATE: &str = "artifacts/watch";
 
@@ -32,21 +32,9 @@ const DEFAULT_STATE: &str = "artifacts/watch";
 pub struct WatchArgs {
     #[command(subcommand)]
     pub action: Option<WatchAction>,
+    /// The runs' inputs, as for `run`.
     #[command(flatten)]
-    pub selection: Selection,
-    /// The image under test (hashed once per run).
-    #[arg(long, value_name = "PATH")]
-    pub image: Option<PathBuf>,
-    /// Signing key (PKCS#8 PEM); without it each run signs with its own
-    /// ephemeral key.
-    #[arg(long, value_name = "PATH", env = "SPINUP_SIGNING_KEY")]
-    pub key: Option<PathBuf>,
-    /// Checks of one phase running at once.
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub jobs: u16,
-    /// A phase that must run a check (repeatable), as for `run`.
-    #[arg(long = "require-phase", value_name = "NAME", value_parser = parse_phase)]
-    pub require_phases: Vec<Phase>,
+    pub inputs: RunInputs,
     /// From the start of one run to the start of the next (a run that takes
     /// longer is followed at once).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -147,7 +135,7 @@ pub fn watch(args: WatchArgs, settings: EnvSettings) -> i32 {
         return report_user_errors(&e.into());
     }
     // Everything wrong with the input is reported now, not in the log.
-    if let Err(e) = prepare(&args.selection, &settings) {
+    if let Err(e) = prepare(&args.inputs.selection, &settings) {
         return report_user_errors(&e);
     }
     if args.background {
@@ -319,16 +307,7 @@ async fn soak_loop(args: &WatchArgs, settings: EnvSettings, state: &StateDir) ->
     let code = loop {
         number += 1;
         let out = state.runs().join(format!("{number:04}"));
-        let run_args = RunArgs {
-            selection: args.selection.clone(),
-            image: args.image.clone(),
-            key: args.key.clone(),
-            out: out.clone(),
-            jobs: args.jobs,
-            format: Format::Human,
-            quiet: true,
-            require_phases: args.require_phases.clone(),
-        };
+        let run_args = args.inputs.run_args(out.clone());
         println!(
             "\n== watch run {number} at {}",
             chrono::Utc::now().format("%H:%M:%S")
