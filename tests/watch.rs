@@ -228,6 +228,30 @@ fn a_foreground_watch_ends_at_its_duration_and_bad_input_is_refused_before_it_st
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("broken.toml"), "{}", text(&out));
     assert!(!state2.join("watch.pid").exists());
+    // A missing image and an unreadable key too, both at once.
+    let missing = dir.path().join("no-such.qcow2");
+    let out = bin()
+        .args([
+            "watch",
+            "--background",
+            "--profile",
+            profile.to_str().unwrap(),
+        ])
+        .arg("--image")
+        .arg(&missing)
+        .arg("--key")
+        .arg(dir.path().join("no-such.key"))
+        .args(["--state", state2.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("no-such.qcow2 does not exist"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("no-such.key"), "{}", text(&out));
+    assert!(!state2.join("watch.pid").exists());
     let out = bin().args(["watch", "--every", "0s"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let out = bin()

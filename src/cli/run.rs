@@ -81,6 +81,30 @@ impl RunInputs {
         }
     }
 
+    /// Everything wrong with these inputs (profiles, target, plan, key,
+    /// image), found at once before the first run.
+    pub fn check(&self, settings: &EnvSettings) -> Result<(), UserErrors> {
+        let mut errors = Vec::new();
+        if let Err(e) = prepare(&self.selection, settings) {
+            errors.extend(e.0);
+        }
+        if let Some(key) = &self.key {
+            if let Err(e) = crate::sign::keys::load_signing_key(key) {
+                errors.push(e);
+            }
+        }
+        if let Some(image) = &self.image {
+            if let Err(e) = check_image(image) {
+                errors.push(e);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(UserErrors(errors))
+        }
+    }
+
     /// The inputs of `args` (as the configuration resolved them).
     pub fn from_run(args: RunArgs) -> RunInputs {
         RunInputs {
@@ -126,6 +150,19 @@ pub(super) async fn termination_signal() -> String {
 }
 
 /// Checks that `dir` exists (or can be created) and is writable.
+/// The image under test must be a file.
+fn check_image(image: &Path) -> Result<(), UserError> {
+    if image.is_file() {
+        return Ok(());
+    }
+    Err(UserError::new(format!(
+        "image {} does not exist or is not a file",
+        image.display()
+    ))
+    .field("--image")
+    .hint("pass --image with the path of the built image (qcow2 or raw)"))
+}
+
 fn check_out_dir(dir: &Path) -> Result<(), UserError> {
     std::fs::create_dir_all(dir)
         .and_then(|_| {
@@ -227,15 +264,8 @@ pub async fn run_until(
         errors.push(e);
     }
     if let Some(image) = &args.image {
-        if !image.is_file() {
-            errors.push(
-                UserError::new(format!(
-                    "image {} does not exist or is not a file",
-                    image.display()
-                ))
-                .field("--image")
-                .hint("pass --image with the path of the built image (qcow2 or raw)"),
-            );
+        if let Err(e) = check_image(image) {
+            errors.push(e);
         }
     }
     let key = match &args.key {

@@ -37,7 +37,7 @@ use crate::exit;
 use crate::report::metrics::{self, LastRun, Snapshot};
 
 use super::run::{run_until, termination_signal, RunInputs};
-use super::shared::{prepare, report_user_errors, EnvSettings};
+use super::shared::{report_user_errors, EnvSettings};
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// How long a client may take to send its request line and headers.
@@ -505,25 +505,8 @@ fn run_numbers(dir: &Path) -> Vec<u32> {
 /// Everything wrong with the input, found before the server listens.
 fn check_input(args: &ServeArgs, settings: &EnvSettings) -> Result<(), UserErrors> {
     let mut errors = Vec::new();
-    if let Err(e) = prepare(&args.inputs.selection, settings) {
+    if let Err(e) = args.inputs.check(settings) {
         errors.extend(e.0);
-    }
-    if let Some(key) = &args.inputs.key {
-        if let Err(e) = crate::sign::keys::load_signing_key(key) {
-            errors.push(e);
-        }
-    }
-    if let Some(image) = &args.inputs.image {
-        if !image.is_file() {
-            errors.push(
-                UserError::new(format!(
-                    "image {} does not exist or is not a file",
-                    image.display()
-                ))
-                .field("--image")
-                .hint("pass --image with the path of the built image (qcow2 or raw)"),
-            );
-        }
     }
     let runs = args.out.join("runs");
     if let Err(e) = std::fs::create_dir_all(&runs) {

@@ -23,7 +23,7 @@ use crate::report::compare::Side;
 use crate::report::soak;
 
 use super::run::{run_until, RunInputs};
-use super::shared::{prepare, report_user_errors, EnvSettings};
+use super::shared::{report_user_errors, EnvSettings};
 
 const DEFAULT_STATE: &str = "artifacts/watch";
 
@@ -135,7 +135,7 @@ pub fn watch(args: WatchArgs, settings: EnvSettings) -> i32 {
         return report_user_errors(&e.into());
     }
     // Everything wrong with the input is reported now, not in the log.
-    if let Err(e) = prepare(&args.inputs.selection, &settings) {
+    if let Err(e) = args.inputs.check(&settings) {
         return report_user_errors(&e);
     }
     if args.background {
