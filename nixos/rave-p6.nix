@@ -83,6 +83,43 @@ in
       };
     };
 
+    gitlab = {
+      accessToken = {
+        file = lib.mkOption {
+          type = lib.types.nullOr lib.types.str;
+          default = null;
+          example = "/run/secrets/gitlab_smoke_token";
+          description = ''
+            File holding a personal access token (at least 20 characters)
+            that a oneshot registers at boot for GitLab's root user, through
+            gitlab-rails, with the scopes below: the validator's
+            `gitlab_token` (the runner list needs an administrator) and the
+            runner registration's. The value never leaves the file: the unit
+            reads it as a systemd credential. null registers none (and no
+            runner).
+          '';
+        };
+        scopes = lib.mkOption {
+          type = lib.types.listOf lib.types.str;
+          default = [
+            "read_api"
+            "create_runner"
+          ];
+          description = "Scopes of the registered token: read_api for the validator's checks, create_runner for the runner registration.";
+        };
+      };
+      runner.enable = lib.mkOption {
+        type = lib.types.bool;
+        default = cfg.gitlab.accessToken.file != null;
+        defaultText = lib.literalExpression "config.services.rave-p6.gitlab.accessToken.file != null";
+        description = ''
+          Register an instance runner (POST /api/v4/user/runners with the
+          access token above) and run gitlab-runner with it: the docker
+          executor on podman's Docker API socket.
+        '';
+      };
+    };
+
     secrets = lib.mapAttrs (
       name: owner:
       lib.mkOption {
@@ -104,6 +141,10 @@ in
           {
             assertion = !cfg.stack.enable || cfg.tls.certificate != null;
             message = "services.rave-p6.tls.certificate is not set; give the PEM certificate chain of the TLS front on port ${toString facts.ports.https}.";
+          }
+          {
+            assertion = !cfg.gitlab.runner.enable || cfg.gitlab.accessToken.file != null;
+            message = "services.rave-p6.gitlab.runner.enable needs services.rave-p6.gitlab.accessToken.file: the runner is registered with that token.";
           }
           {
             assertion = !config.services.openssh.settings.PasswordAuthentication;
@@ -407,10 +448,14 @@ in
               app = name: clientId: credential: redirect: ''
                 app = Doorkeeper::Application.find_or_initialize_by(uid: "${clientId}")
                 app.name = "${name}"
-                app.secret = File.read(File.join(ENV.fetch("CREDENTIALS_DIRECTORY"), "${credential}")).strip
+                # Through Doorkeeper's secret strategy: GitLab stores a hash.
+                Doorkeeper::Application.secret_strategy.store_secret(app, :secret,
+                  File.read(File.join(ENV.fetch("CREDENTIALS_DIRECTORY"), "${credential}")).strip)
                 app.redirect_uri = "${redirect}"
                 app.scopes = "openid profile email read_api"
                 app.confidential = true
+                # First-party applications: no consent page in the sign-in.
+                app.trusted = true
                 app.save!
               '';
               runner = pkgs.writeText "rave-p6-oauth-apps.rb" ''
@@ -437,6 +482,110 @@ in
         };
         systemd.services.${unitName "grafana"}.environment = lib.mkIf (cfg.tls.caFile != null) {
           SSL_CERT_FILE = toString cfg.tls.caFile;
+        };
+      })
+
+      (lib.mkIf (cfg.stack.enable && cfg.gitlab.accessToken.file != null) {
+        # The access token of services.rave-p6.gitlab.accessToken, registered
+        # for root through gitlab-rails with the value from its file (a
+        # systemd credential); idempotent: an active token with that value
+        # is kept.
+        systemd.services.rave-p6-gitlab-access-token = {
+          description = "Register the RAVE GitLab access token";
+          after = [
+            "${unitName "gitlab"}.service"
+            "rave-p6-oauth-apps.service"
+          ];
+          requires = [ "${unitName "gitlab"}.service" ];
+          wantedBy = [ "multi-user.target" ];
+          serviceConfig = {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            User = facts.secrets.files.gitlab_secret;
+            Group = facts.secrets.files.gitlab_secret;
+            LoadCredential = [ "access-token:${cfg.gitlab.accessToken.file}" ];
+            ExecStart =
+              let
+                script = pkgs.writeText "rave-p6-gitlab-access-token.rb" ''
+                  value = File.read(File.join(ENV.fetch("CREDENTIALS_DIRECTORY"), "access-token")).strip
+                  raise "the access token file holds #{value.length} characters; GitLab needs at least 20" if value.length < 20
+                  existing = PersonalAccessToken.find_by_token(value)
+                  unless existing && existing.active?
+                    token = User.find_by_username!("root").personal_access_tokens.build(
+                      name: "rave-p6", scopes: ${builtins.toJSON cfg.gitlab.accessToken.scopes}, expires_at: 365.days.from_now)
+                    token.set_token(value)
+                    token.save!
+                  end
+                '';
+              in
+              "/run/current-system/sw/bin/gitlab-rails runner ${script}";
+          };
+        };
+      })
+
+      (lib.mkIf (cfg.stack.enable && cfg.gitlab.runner.enable) {
+        # An instance runner, created through the API with that token; its
+        # authentication token stays in the unit's state directory (0700,
+        # root), where gitlab-runner's registration reads it.
+        systemd.services.rave-p6-gitlab-runner-registration = {
+          description = "Register the RAVE GitLab runner";
+          after = [ "rave-p6-gitlab-access-token.service" ];
+          requires = [ "rave-p6-gitlab-access-token.service" ];
+          before = [ "gitlab-runner.service" ];
+          requiredBy = [ "gitlab-runner.service" ];
+          path = [
+            pkgs.curl
+            pkgs.jq
+          ];
+          environment = lib.mkIf (cfg.tls.caFile != null) { CURL_CA_BUNDLE = toString cfg.tls.caFile; };
+          serviceConfig = {
+            Type = "oneshot";
+            RemainAfterExit = true;
+            StateDirectory = "rave-p6-gitlab-runner";
+            StateDirectoryMode = "0700";
+            LoadCredential = [ "access-token:${cfg.gitlab.accessToken.file}" ];
+          };
+          script = ''
+            env=/var/lib/rave-p6-gitlab-runner/registration.env
+            if [ -s "$env" ]; then exit 0; fi
+            token="$(curl --fail --silent --show-error --max-time 60 \
+              --header "PRIVATE-TOKEN: $(cat "$CREDENTIALS_DIRECTORY/access-token")" \
+              --data runner_type=instance_type --data run_untagged=true \
+              --data description=rave-p6 \
+              ${baseUrl}/api/v4/user/runners | jq -er .token)"
+            umask 077
+            printf 'CI_SERVER_URL=%s\nCI_SERVER_TOKEN=%s\n' '${baseUrl}' "$token" > "$env.tmp"
+            mv "$env.tmp" "$env"
+          '';
+        };
+
+        services.gitlab-runner = {
+          enable = true;
+          services.rave-p6 = {
+            authenticationTokenConfigFile = "/var/lib/rave-p6-gitlab-runner/registration.env";
+            executor = "docker";
+            dockerImage = "alpine:3.20";
+            registrationFlags = [
+              "--docker-host"
+              "unix:///run/podman/podman.sock"
+            ];
+          };
+        };
+        # The docker executor talks to podman's Docker API socket, not to a
+        # docker daemon.
+        systemd.services.gitlab-runner = {
+          after = lib.mkForce [
+            "network.target"
+            "podman.socket"
+            "rave-p6-gitlab-runner-registration.service"
+          ];
+          requires = lib.mkForce [
+            "podman.socket"
+            "rave-p6-gitlab-runner-registration.service"
+          ];
+          environment = lib.mkIf (cfg.tls.caFile != null) { SSL_CERT_FILE = toString cfg.tls.caFile; };
+          # podman's socket is group podman.
+          serviceConfig.SupplementaryGroups = [ "podman" ];
         };
       })
 

@@ -384,6 +384,8 @@ check_flake_eval() {
     fail flake-eval "$(printf '%s' "$out" | grep -m1 'error:' | cut -c1-400)"
     return
   fi
+  # The gitlab-ci check compares the attributes the jobs build and run with these.
+  flake_eval_json="$out"
   FLAKE_EVAL="$out" run_python_check <<'PY'
 import json, os
 o = json.loads(os.environ["FLAKE_EVAL"])
@@ -479,8 +481,10 @@ check_host_security() {
   fi
 }
 
+flake_eval_json=""
+
 check_gitlab_ci() {
-  run_python_check <<'PY'
+  FLAKE_EVAL="$flake_eval_json" run_python_check <<'PY'
 import yaml
 problems = []
 try:
@@ -576,6 +580,42 @@ if have_cli:
                 for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", rest):
                     if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", helps[sub]):
                         problems.append(f"job {n!r} passes {flag} to `spinup-smoke {sub}`, which it does not take")
+# Every flake attribute a job builds or runs (`nix build|run|path-info .#X`)
+# exists in the flake's outputs, when they were evaluated (flake-eval).
+flake_eval = os.environ.get("FLAKE_EVAL", "")
+checked_attrs = set()
+if flake_eval:
+    import json
+    outputs = json.loads(flake_eval)
+    system = "x86_64-linux"
+    packages = set(outputs["packages"].get(system, []))
+    apps = set(outputs["appNames"])
+    checks = set(outputs["checksLinux"])
+    for n, j in jobs.items():
+        for line in script(j).replace("\\\n", " ").splitlines():
+            m = re.match(r"\s*(?:\S*/)?nix\s+(build|run|path-info|shell)\b(.*)", line)
+            if not m:
+                continue
+            verb = m.group(1)
+            for attr in re.findall(r"(?<![\w:])\.#([A-Za-z0-9_.-]+)", m.group(2)):
+                checked_attrs.add(attr)
+                parts = attr.split(".")
+                if verb == "run":
+                    ok = attr in apps or attr in packages
+                    where = f"apps.{system} or packages.{system}"
+                elif len(parts) == 1:
+                    ok = attr in packages
+                    where = f"packages.{system}"
+                elif parts[0] == "checks" and len(parts) == 3:
+                    ok = parts[1] == system and parts[2] in checks
+                    where = f"checks.{system}"
+                elif parts[0] == "packages" and len(parts) == 3:
+                    ok = parts[1] == system and parts[2] in packages
+                    where = f"packages.{system}"
+                else:
+                    ok, where = False, "the outputs flake-eval knows"
+                if not ok:
+                    problems.append(f"job {n!r} runs `nix {verb} .#{attr}`, which the flake does not have in {where}")
 rules = [r.get("if", "") for r in (ci.get("workflow", {}) or {}).get("rules", []) if isinstance(r, dict)]
 if not any("merge_request_event" in r for r in rules) or not any("CI_DEFAULT_BRANCH" in r for r in rules):
     problems.append("workflow:rules must run the pipeline on merge requests and on the default branch")
@@ -584,7 +624,8 @@ if problems:
         print(f"FAIL gitlab-ci {p}")
 else:
     cli = "every spinup-smoke subcommand and flag exists" if have_cli else "CLI flags not checked: no SPINUP_SMOKE binary"
-    print(f"PASS gitlab-ci stages {stages}; jobs {sorted(jobs)}; {cli}")
+    attrs = f"flake attributes {sorted(checked_attrs)} exist" if flake_eval else "flake attributes not checked: no flake-eval"
+    print(f"PASS gitlab-ci stages {stages}; jobs {sorted(jobs)}; {cli}; {attrs}")
 PY
 }
 
@@ -696,6 +737,14 @@ open(path, "w").write(text.replace("        enable = true;\n        package = sp
 PY
     expect "VM test nodes without the validator unit" fail nodes-eval "$work/nodes"
 
+    copy_tree "$work/standin"
+    sed -i 's/oauth_provider = "gitlab";/oauth_provider = "generic_oauth";/' "$work/standin/vm-tests/full-stack.nix"
+    expect "the full-stack target asks Grafana for the demo stand-in's login" fail nodes-eval "$work/standin"
+
+    copy_tree "$work/token"
+    sed -i 's|gitlab.accessToken.file = "/run/rave-test/gitlab_token";||' "$work/token/vm-tests/full-stack.nix"
+    expect "the full-stack node registers no GitLab token for the checks" fail nodes-eval "$work/token"
+
     copy_tree "$work/script"
     sed -i 's/^    status = run_validator(machine)$/    status = run_validator(machine) +/' "$work/script/vm-tests/minimal.nix"
     expect "a VM test script with a Python syntax error" fail vm-scripts "$work/script"
@@ -730,6 +779,16 @@ PY
     copy_tree "$work/ci-flag"
     sed -i 's/--pubkey "\$SPINUP_PUBKEY_FILE"; then/--pubkey "$SPINUP_PUBKEY_FILE" --strict; then/' "$work/ci-flag/.gitlab-ci.yml"
     case_cli="$SPINUP_SMOKE" expect ".gitlab-ci.yml passing a flag the CLI does not take" fail gitlab-ci "$work/ci-flag"
+
+    copy_tree "$work/ci-bundle"
+    sed -i 's/ -- bundle "\$t" --key / -- bundle "$t" --signing-key /' "$work/ci-bundle/.gitlab-ci.yml"
+    case_cli="$SPINUP_SMOKE" expect ".gitlab-ci.yml passing bundle a flag it does not take" fail gitlab-ci "$work/ci-bundle"
+  fi
+
+  if [ -n "${NIXPKGS_LIB:-}" ] && [ -n "${FLAKE_UTILS_LIB:-}" ]; then
+    copy_tree "$work/ci-attr"
+    sed -i 's/\.#checks\.x86_64-linux\.vm-full-stack/.#checks.x86_64-linux.vm-fullstack/' "$work/ci-attr/.gitlab-ci.yml"
+    expect ".gitlab-ci.yml building a check the flake does not have" fail gitlab-ci "$work/ci-attr"
   fi
 
   copy_tree "$work/yaml"

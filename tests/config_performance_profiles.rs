@@ -67,7 +67,9 @@ fn load_with_services(dir: &Path) -> profile::Profiles {
     );
     for (var, value) in [
         ("gitlab.url", "http://127.0.0.1:1"),
+        ("gitlab.sign_in_offers", "user[password]"),
         ("grafana.url", "http://127.0.0.1:1"),
+        ("grafana.oauth_provider", "gitlab"),
         ("idp.issuer", "http://127.0.0.1:1"),
         ("prometheus.url", "http://127.0.0.1:1"),
         ("synapse.url", "http://127.0.0.1:1"),

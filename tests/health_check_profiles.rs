@@ -31,7 +31,9 @@ const CONTRACT_VARS: &[(&str, &str)] = &[
     ("tls_front.url", "https://127.0.0.1:3002"),
     ("tls_front.ca_file", "/demo/tls/ca.pem"),
     ("gitlab.url", "http://127.0.0.1:8080"),
+    ("gitlab.sign_in_offers", "/users/auth/openid_connect"),
     ("grafana.url", "http://127.0.0.1:3001"),
+    ("grafana.oauth_provider", "generic_oauth"),
     ("containers.socket", "unix:///demo/containers/podman.sock"),
     ("containers.image", "localhost/spinup-smoke/busybox:demo"),
 ];

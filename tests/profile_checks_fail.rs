@@ -29,7 +29,7 @@ fn write_target(dir: &Path, addr: &str) -> PathBuf {
     }
     let (host, port) = addr.rsplit_once(':').unwrap();
     let mut text = format!(
-        "name = \"wrong-answers\"\n[vars]\ngitlab.url = \"http://{addr}\"\ngrafana.url = \"http://{addr}\"\nsynapse.url = \"http://{addr}\"\nsynapse.server_name = \"rave.local\"\nsynapse.operator_user = \"operator\"\nprometheus.url = \"http://{addr}\"\nidp.issuer = \"https://idp.rave.local\"\npostgres.host = \"{host}\"\npostgres.port = \"{port}\"\ntls_front.address = \"{addr}\"\ntls_front.host = \"rave.local\"\ntls_front.ca_file = \"{}\"\n[secrets]\n",
+        "name = \"wrong-answers\"\n[vars]\ngitlab.url = \"http://{addr}\"\ngitlab.sign_in_offers = \"/users/auth/openid_connect\"\ngrafana.url = \"http://{addr}\"\ngrafana.oauth_provider = \"generic_oauth\"\nsynapse.url = \"http://{addr}\"\nsynapse.server_name = \"rave.local\"\nsynapse.operator_user = \"operator\"\nprometheus.url = \"http://{addr}\"\nidp.issuer = \"https://idp.rave.local\"\npostgres.host = \"{host}\"\npostgres.port = \"{port}\"\ntls_front.address = \"{addr}\"\ntls_front.host = \"rave.local\"\ntls_front.ca_file = \"{}\"\n[secrets]\n",
         ca_file.display()
     );
     for name in ["gitlab_token", "synapse_operator_password"] {

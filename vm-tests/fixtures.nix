@@ -29,7 +29,8 @@ let
     done
     # The passwords the validator's target uses for the PostgreSQL roles.
     for name in postgres_admin_password synapse_db_password grafana_db_password \
-                synapse_admin_password synapse_operator_password idp_test_password gitlab_token; do
+                synapse_admin_password synapse_operator_password idp_test_password gitlab_token \
+                idp_client_secret_spinup_smoke; do
       openssl rand -hex 24 > "$name"
     done
 

@@ -42,6 +42,7 @@ in
 {
   packages = lib.mapAttrs (_: lib.attrNames) self.packages;
   apps = self.apps.${x}.default.program;
+  appNames = lib.attrNames self.apps.${x};
   checksLinux = lib.attrNames self.checks.${x};
   checksDarwin = lib.attrNames self.checks.aarch64-darwin;
   devShells = lib.attrNames self.devShells.${x};

@@ -110,6 +110,13 @@ let
   agentUnit = withAgent.systemd.services.rave-agent;
 
   units = good.systemd.services;
+
+  # The stack with a GitLab access token file: the token and runner units.
+  withToken = eval [
+    stack
+    { services.rave-p6.gitlab.accessToken.file = "/run/secrets/gitlab_smoke_token"; }
+  ];
+  tokenUnits = withToken.systemd.services;
   unit = service: lib.removeSuffix ".service" facts.units.${service};
   validator = units.${unit "validator"};
   execStart = validator.serviceConfig.ExecStart;
@@ -259,6 +266,56 @@ let
         ]
         && !(lib.hasInfix facts.secrets.dir unit.ExecStart);
       found = units.rave-p6-oauth-apps.serviceConfig;
+    }
+    {
+      what = "an access token file registers the token through gitlab-rails as gitlab, the value a credential, never on a command line";
+      ok =
+        let
+          unit = tokenUnits.rave-p6-gitlab-access-token.serviceConfig;
+        in
+        unit.User == facts.secrets.files.gitlab_secret
+        && unit.LoadCredential == [ "access-token:/run/secrets/gitlab_smoke_token" ]
+        && lib.hasInfix "gitlab-rails runner " unit.ExecStart
+        && !(lib.hasInfix "gitlab_smoke_token" unit.ExecStart)
+        && lib.elem facts.units.gitlab tokenUnits.rave-p6-gitlab-access-token.requires
+        && failedAssertions withToken == [ ];
+      found = tokenUnits.rave-p6-gitlab-access-token or null;
+    }
+    {
+      what = "with the token, an instance runner is registered through the API and gitlab-runner runs it on podman's socket";
+      ok =
+        let
+          reg = tokenUnits.rave-p6-gitlab-runner-registration;
+          runner = withToken.services.gitlab-runner;
+        in
+        lib.hasInfix "/api/v4/user/runners" reg.script
+        && lib.hasInfix "runner_type=instance_type" reg.script
+        && reg.serviceConfig.LoadCredential == [ "access-token:/run/secrets/gitlab_smoke_token" ]
+        && lib.elem "gitlab-runner.service" reg.requiredBy
+        && runner.enable
+        && runner.services.rave-p6.authenticationTokenConfigFile == "/var/lib/rave-p6-gitlab-runner/registration.env"
+        && runner.services.rave-p6.executor == "docker"
+        && lib.elem "unix:///run/podman/podman.sock" runner.services.rave-p6.registrationFlags
+        && lib.elem "podman.socket" tokenUnits.gitlab-runner.requires;
+      found = withToken.services.gitlab-runner or null;
+    }
+    {
+      what = "without an access token file no token, runner registration or gitlab-runner is set up";
+      ok =
+        !(units ? rave-p6-gitlab-access-token)
+        && !(units ? rave-p6-gitlab-runner-registration)
+        && !(good.services.gitlab-runner.enable or false);
+      found = good.services.gitlab-runner or null;
+    }
+    {
+      what = "a runner without an access token is refused";
+      ok = lib.any (lib.hasInfix "runner.enable needs services.rave-p6.gitlab.accessToken.file") (
+        failedAssertions (eval [
+          stack
+          { services.rave-p6.gitlab.runner.enable = true; }
+        ])
+      );
+      found = null;
     }
     {
       what = "stack.enable = false keeps the lockdown and runs no service";

@@ -89,7 +89,9 @@ let
     "tls_front.url"
     "tls_front.ca_file"
     "gitlab.url"
+    "gitlab.sign_in_offers"
     "grafana.url"
+    "grafana.oauth_provider"
     "containers.socket"
     "containers.image"
   ];
@@ -149,6 +151,38 @@ let
         && fullTarget.vars.postgres.port == "5432"
         && fullTarget.vars.postgres.databases == facts.database_names;
       found = fullTarget;
+    }
+    {
+      what = "vm-full-stack: the target fits the node's real GitLab and Grafana, not the demo's stand-ins";
+      ok =
+        let
+          grafana = full.services.grafana.settings;
+          provider = fullTarget.vars.grafana.oauth_provider;
+          synapseIdp = lib.head full.services.matrix-synapse.settings.oidc_providers;
+          secretFile = name: fullTarget.secrets.${name}.file;
+        in
+        # The gitlab_token the checks send is the token rave-p6 registers at
+        # boot, and a runner is registered with it.
+        full.services.rave-p6.gitlab.accessToken.file == secretFile "gitlab_token"
+        && full.systemd.services ? rave-p6-gitlab-access-token
+        && full.services.rave-p6.gitlab.runner.enable
+        && full.services.gitlab-runner.enable
+        # Grafana's OAuth check asks for the login its settings enable.
+        && (grafana."auth.${provider}".enabled or false)
+        && lib.hasPrefix fullTarget.vars.idp.issuer grafana."auth.${provider}".auth_url
+        # GitLab is the IdP: no OmniAuth login on its sign-in page, its own
+        # password form instead; the issuer is GitLab's own URL.
+        && !(full.services.gitlab ? omniauth)
+        && fullTarget.vars.gitlab.sign_in_offers == "user[password]"
+        && fullTarget.vars.idp.issuer == fullTarget.vars.gitlab.url
+        && synapseIdp.issuer == fullTarget.vars.idp.issuer
+        && fullTarget.vars.synapse.sso_idp == "oidc-${synapseIdp.idp_id}"
+        && lib.elem "oidc" full.services.spinup-smoke.phases
+        && lib.all (s: fullTarget.secrets ? ${s}) [
+          "idp_test_password"
+          "idp_client_secret_spinup_smoke"
+        ];
+      found = fullTarget.vars;
     }
     {
       what = "vm-tamper: validator on demand over ${phaseList tamper}";

@@ -50,6 +50,8 @@ let
     "systemd"
     "openssl"
     "python3"
+    "curl"
+    "jq"
   ] fakePackage;
 
   # Declared at NixOS's granularity (services.gitlab is an option, services
@@ -80,6 +82,7 @@ let
           package = value (fakePackage "postgresql");
         };
         gitlab = open { };
+        gitlab-runner = open { };
         matrix-synapse = open { package = value (fakePackage "matrix-synapse"); };
         grafana = open { };
         prometheus = open { };
@@ -92,6 +95,7 @@ let
       };
       users.users = open { };
       users.groups = open { };
+      environment.etc = open { };
       environment.systemPackages = mkOption {
         type = types.listOf types.anything;
         default = [ ];

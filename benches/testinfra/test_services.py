@@ -161,7 +161,7 @@ def test_gitlab_api_version(host):
     assert "version" in json.loads(body)
 
 def test_gitlab_runner_online(host):
-    code, body = status_and_body(curl(host, var("gitlab.url") + "/api/v4/runners?status=online", "-H", "PRIVATE-TOKEN: " + secret("gitlab_token")))
+    code, body = status_and_body(curl(host, var("gitlab.url") + "/api/v4/runners/all?status=online", "-H", "PRIVATE-TOKEN: " + secret("gitlab_token")))
     assert json.loads(body)
 
 def test_grafana_health(host):
@@ -169,7 +169,7 @@ def test_grafana_health(host):
     assert json.loads(body)["database"] == "ok"
 
 def test_grafana_oauth(host):
-    code, _ = status_and_body(curl(host, var("grafana.url") + "/login/generic_oauth"))
+    code, _ = status_and_body(curl(host, var("grafana.url") + "/login/" + var("grafana.oauth_provider")))
     assert code == 302
 
 

@@ -277,7 +277,7 @@ class GitLab(Base):
             state = load_state()
         if path == "/api/v4/version":
             return self.reply(200, {"version": "17.5.2", "revision": "stand-in", "kas": {"enabled": False}, "enterprise": False})
-        if path == "/api/v4/runners":
+        if path in ("/api/v4/runners", "/api/v4/runners/all"):
             try:
                 return self.reply(200, list_runners(query.get("status", [None])[0]))
             except psycopg2.Error as e:
