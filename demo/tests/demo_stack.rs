@@ -831,6 +831,40 @@ fn down_after_a_killed_up_cleans_up() {
         left.is_empty(),
         "processes left after a crashed up: {left:?}"
     );
+    // Nor any process `up` had started without recording it (the KVM boot
+    // probe's QEMU runs on STATE's guest kernel): they die with `up`.
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        let strays = processes_naming(&state);
+        if strays.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "processes left after a crashed up, naming {}: {strays:?}",
+            state.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The processes whose command line names `path` (pid and command line).
+fn processes_naming(path: &Path) -> Vec<(u32, String)> {
+    let needle = path.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if line.contains(&needle) && alive(pid) {
+            found.push((pid, line));
+        }
+    }
+    found
 }
 
 /// Drives the IdP's authorization-code + PKCE login with curl (a cookie jar

@@ -133,6 +133,16 @@ async fn probe_kvm(kernel: &Path, deadline: Instant) -> AccelDecision {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
+    // between fork and exec. The probe dies with this process, also when it
+    // is killed (SIGKILL runs no drop guard): a KVM that does not boot
+    // spins a core until it is stopped.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return tcg(format!("KVM boot probe could not start QEMU: {e}")),
