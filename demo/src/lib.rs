@@ -656,7 +656,22 @@ pub async fn down(state: &Path) -> Result<Vec<String>, UserError> {
     if configs::stop_postgres(state) {
         stopped.push("postgresql".into());
     }
-    std::fs::remove_dir_all(state)
-        .map_err(|e| UserError::new(format!("cannot remove {}: {e}", state.display())))?;
+    match process::stop_strays(state, Duration::from_secs(2)) {
+        0 => {}
+        n => stopped.push(format!("{n} unrecorded process(es) of a crashed up")),
+    }
+    // A process killed just now may still have had a write in flight: a
+    // few tries.
+    let mut tries = 0;
+    while let Err(e) = std::fs::remove_dir_all(state) {
+        tries += 1;
+        if tries == 10 || e.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(UserError::new(format!(
+                "cannot remove {}: {e}",
+                state.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Ok(stopped)
 }

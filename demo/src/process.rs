@@ -125,6 +125,77 @@ pub fn stop_recorded(state: &Path, grace: Duration) -> Vec<String> {
     stopped
 }
 
+/// Kills what a crashed `up` left running unrecorded: every process whose
+/// command line names `state` or that works inside it (a setup step such
+/// as `initdb` and its bootstrap backend, orphaned when the `runuser` above
+/// them died), except this process and its ancestors.
+/// Waits up to `grace` for them to go; returns how many there were.
+pub fn stop_strays(state: &Path, grace: Duration) -> usize {
+    let names: Vec<String> = [Some(state.to_path_buf()), state.canonicalize().ok()]
+        .into_iter()
+        .flatten()
+        .map(|p| p.display().to_string())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut spared = Vec::new();
+    let mut pid = std::process::id();
+    while pid > 1 && !spared.contains(&pid) {
+        spared.push(pid);
+        pid = parent_of(pid).unwrap_or(0);
+    }
+    let mut strays = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if spared.contains(&pid) || !alive(pid) {
+            continue;
+        }
+        let line = std::fs::read(entry.path().join("cmdline"))
+            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+            .unwrap_or_default();
+        let cwd = std::fs::read_link(entry.path().join("cwd"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        if names
+            .iter()
+            .any(|n| names_path(&line, n) || names_path(&cwd, n))
+        {
+            // SAFETY: kill(2) on a process that names this stack's state.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            strays.push(pid);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    while strays.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    strays.len()
+}
+
+/// Whether `text` (a command line) holds `path` as a whole path or the
+/// start of one (`/x/state`, `/x/state/pg`, `-D=/x/state`), not as part of
+/// another name (`/x/state-keys`).
+fn names_path(text: &str, path: &str) -> bool {
+    text.match_indices(path).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + path.len()..].chars().next();
+        matches!(before, None | Some(' ' | '=' | '"' | '\''))
+            && matches!(after, None | Some('/' | ' ' | '"' | '\''))
+    })
+}
+
+/// The parent of `pid`, from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// Runs a short setup command to completion (initdb, key generation...).
 pub fn run_to_end(
     state: &Path,
@@ -163,5 +234,25 @@ pub fn run_to_end(
                 .hint("run ./scripts/setup.sh first"))
         }
         Err(e) => Err(UserError::new(format!("{name}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_path;
+
+    #[test]
+    fn a_path_is_named_whole_or_as_a_prefix_of_one() {
+        for (text, path, named) in [
+            ("initdb -D /x/state/postgres/data -U a", "/x/state", true),
+            ("postgres --config=/x/state", "/x/state", true),
+            ("/x/state", "/x/state", true),
+            ("verify --pubkey /x/state-keys/demo.pub", "/x/state", false),
+            ("cat /y/x/state/f", "/x/state", false),
+            ("sh -c 'ls .demo'", ".demo", true),
+            ("spinup-smoke-demo up --state .demo-2", ".demo", false),
+        ] {
+            assert_eq!(names_path(text, path), named, "{text} / {path}");
+        }
     }
 }

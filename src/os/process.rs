@@ -60,19 +60,33 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// For a child's `pre_exec`, with `parent` the spawning process's pid: the
+/// child gets SIGKILL when the thread that spawned it ends
+/// (`PR_SET_PDEATHSIG`, which no drop guard needs: it holds on SIGKILL
+/// too), and exits at once if its parent died between fork and this call
+/// (then no signal would ever come). Only async-signal-safe calls.
+pub fn die_with_parent(parent: u32) -> io::Result<()> {
+    // SAFETY: prctl, getppid and _exit are async-signal-safe.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        if libc::getppid() as u32 != parent {
+            libc::_exit(1);
+        }
+    }
+    Ok(())
+}
+
 /// Starts `command` as the leader of a new process group that dies with
 /// this thread (`PR_SET_PDEATHSIG`): a validator or demo killed mid-step
 /// leaves no helper behind. The guard kills the group when dropped.
 fn spawn_guarded(command: &mut Command) -> io::Result<(Child, GroupGuard)> {
     use std::os::unix::process::CommandExt;
     command.process_group(0);
-    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
-    // between fork and exec.
+    let parent = std::process::id();
+    // SAFETY: die_with_parent makes only async-signal-safe calls; nothing
+    // else runs in the child between fork and exec.
     unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+        command.pre_exec(move || die_with_parent(parent));
     }
     let child = command.spawn()?;
     let guard = GroupGuard::new(Some(child.id()));

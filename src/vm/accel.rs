@@ -133,15 +133,14 @@ async fn probe_kvm(kernel: &Path, deadline: Instant) -> AccelDecision {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
-    // between fork and exec. The probe dies with this process, also when it
-    // is killed (SIGKILL runs no drop guard): a KVM that does not boot
-    // spins a core until it is stopped.
+    // The probe dies with this process, also when it is killed (SIGKILL
+    // runs no drop guard): a KVM that does not boot spins a core until it
+    // is stopped.
+    let parent = std::process::id();
+    // SAFETY: die_with_parent makes only async-signal-safe calls; nothing
+    // else runs in the child between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+        cmd.pre_exec(move || crate::os::process::die_with_parent(parent));
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,

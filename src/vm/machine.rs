@@ -391,13 +391,11 @@ fn spawn_qemu(
         .stderr(Stdio::from(log))
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
-    // between fork and exec.
+    let parent = std::process::id();
+    // SAFETY: die_with_parent makes only async-signal-safe calls; nothing
+    // else runs in the child between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
+        cmd.pre_exec(move || crate::os::process::die_with_parent(parent));
     }
     cmd.spawn().map_err(|e| {
         format!("cannot start qemu-system-x86_64: {e} (install it: apt-get install -t bookworm-backports qemu-system-x86)")

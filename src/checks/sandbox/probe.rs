@@ -47,10 +47,14 @@ pub async fn probe(spec: &Spec, ctx: &ProbeContext) -> Result<Facts, String> {
                 running.push(vm);
             }
             Err(failure) => {
-                facts.boot_failures.push(format!(
+                let mut text = format!(
                     "{}\nconsole tail:\n{}",
                     failure.reason, failure.console_tail
-                ));
+                );
+                if !failure.qemu_log.trim().is_empty() {
+                    text.push_str(&format!("\nqemu said:\n{}", failure.qemu_log.trim()));
+                }
+                facts.boot_failures.push(text);
             }
         }
     }
