@@ -168,14 +168,24 @@ pub async fn http_client_builder(
     deadline: Instant,
 ) -> Result<reqwest::ClientBuilder, String> {
     let builder = crate::web::client_builder(ca_file)?;
+    match socks_proxy(route, deadline).await? {
+        None => Ok(builder),
+        Some(proxy) => crate::web::through_socks_proxy(builder, proxy),
+    }
+}
+
+/// The SOCKS5 proxy an HTTP client on this route goes through (`None`:
+/// direct), bounded by the deadline.
+pub async fn socks_proxy(
+    route: &Route,
+    deadline: Instant,
+) -> Result<Option<std::net::SocketAddr>, String> {
     match route {
-        Route::Direct => Ok(builder),
-        Route::Tunnel(tunnel) => {
-            let proxy = within(deadline, tunnel.socks_proxy(deadline))
-                .await
-                .map_err(|e| format!("no SOCKS proxy through {}: {e}", tunnel.describe()))?;
-            crate::web::through_socks_proxy(builder, proxy)
-        }
+        Route::Direct => Ok(None),
+        Route::Tunnel(tunnel) => within(deadline, tunnel.socks_proxy(deadline))
+            .await
+            .map(Some)
+            .map_err(|e| format!("no SOCKS proxy through {}: {e}", tunnel.describe())),
     }
 }
 

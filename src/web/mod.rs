@@ -29,18 +29,23 @@ pub fn trust_ca_file(
     let Some(ca_file) = ca_file else {
         return Ok(builder);
     };
-    let pem = std::fs::read(ca_file).map_err(|e| {
-        format!(
-            "cannot read ca_file {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
-            ca_file.display()
-        )
-    })?;
+    let pem = read_ca_file(ca_file)?;
     for certificate in reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?
     {
         builder = builder.add_root_certificate(certificate);
     }
     Ok(builder)
+}
+
+/// The PEM text of a profile's `ca_file`, or what to do about it.
+pub fn read_ca_file(ca_file: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(ca_file).map_err(|e| {
+        format!(
+            "cannot read ca_file {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
+            ca_file.display()
+        )
+    })
 }
 
 /// Sends every request of the client through the SOCKS5 proxy at `proxy`,

@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::judge::{Facts, Message};
 use super::spec::Spec;
 use crate::check::ProbeContext;
-use crate::checks::via::Route;
+use crate::checks::via::{self, Route};
 
 /// How often the room is read while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -39,9 +39,10 @@ fn margin(remaining: Duration) -> Duration {
     (remaining / 10).clamp(Duration::from_millis(200), Duration::from_secs(2))
 }
 
-/// The HTTP status of a failed request, when the homeserver answered.
-fn status_of(e: &matrix_sdk::Error) -> Option<u16> {
-    e.as_client_api_error().map(|c| c.status_code.as_u16())
+/// The HTTP status of a failed request, when the homeserver answered
+/// (`as_client_api_error` of a matrix-sdk `Error` or `HttpError`).
+fn status_of(e: Option<&matrix_sdk::ruma::api::error::Error>) -> Option<u16> {
+    e.map(|c| c.status_code.as_u16())
 }
 
 /// The client, its steps and when the probe must have its facts.
@@ -106,28 +107,12 @@ async fn http_client(spec: &Spec, route: &Route, deadline: Instant) -> Result<re
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(crate::web::USER_AGENT);
     if let Some(ca_file) = &spec.ca_file {
-        let pem = std::fs::read(ca_file).map_err(|e| {
-            format!(
-                "cannot read ca_file {}: {e}; point it at the PEM file of the CA that signed the server's certificate",
-                ca_file.display()
-            )
-        })?;
+        let pem = crate::web::read_ca_file(ca_file)?;
         let certificates = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| format!("ca_file {} is not PEM: {e}", ca_file.display()))?;
         builder = builder.tls_certs_merge(certificates);
     }
-    if let Route::Tunnel(tunnel) = route {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let proxy = match tokio::time::timeout(remaining, tunnel.socks_proxy(deadline)).await {
-            Ok(Ok(proxy)) => proxy,
-            Ok(Err(e)) => return Err(format!("no SOCKS proxy through {}: {e}", tunnel.describe())),
-            Err(_) => {
-                return Err(format!(
-                    "no SOCKS proxy through {}: the tunnel did not answer before the check's deadline",
-                    tunnel.describe()
-                ))
-            }
-        };
+    if let Some(proxy) = via::socks_proxy(route, deadline).await? {
         let proxy = reqwest::Proxy::all(format!("socks5h://{proxy}"))
             .map_err(|e| format!("cannot use the SOCKS proxy {proxy}: {e}"))?;
         builder = builder.proxy(proxy);
@@ -201,7 +186,7 @@ async fn exchange(spec: &Spec, s: &mut Session, facts: &mut Facts) -> Result<(),
                 break room;
             }
             Err(e) => {
-                if status_of(&e) != Some(404) || tries == 10 || s.remaining() <= POLL_INTERVAL {
+                if status_of(e.as_client_api_error()) != Some(404) || tries == 10 || s.remaining() <= POLL_INTERVAL {
                     s.steps.push(format!("join {room_id} -> {e}"));
                     return Err(format!("{me} cannot join {} ({room_id}): {e}", spec.room));
                 }
@@ -280,7 +265,7 @@ async fn find_or_create_room(spec: &Spec, s: &mut Session) -> Result<OwnedRoomId
                 s.steps.push(format!("{what} -> {}", found.room_id));
                 return Ok(found.room_id);
             }
-            Err(e) if e.as_client_api_error().map(|c| c.status_code.as_u16()) == Some(404) => {
+            Err(e) if status_of(e.as_client_api_error()) == Some(404) => {
                 s.steps.push(format!("{what} -> not found"));
             }
             Err(e) => {
@@ -338,7 +323,7 @@ async fn membership(
                 .map(String::from);
             Ok(membership)
         }
-        Err(e) if e.as_client_api_error().map(|c| c.status_code.as_u16()) == Some(404) => Ok(None),
+        Err(e) if status_of(e.as_client_api_error()) == Some(404) => Ok(None),
         Err(e) => {
             s.steps.push(format!("{what} -> {e}"));
             Ok(None)
