@@ -79,6 +79,7 @@ fn transcript_has_the_seed_fields_and_real_values() {
         "authentication_tests",
         "agent_control_tests",
         "sandbox_tests",
+        "e2e_tests",
         "performance_metrics",
         "security_validation",
         "image_digest",

@@ -273,5 +273,90 @@ async fn obey(agent: &Agent, command: &Command) -> String {
             },
             Err(e) => format!("error: project {name} was not created: {e}"),
         },
+        Command::Commit { name, script } => {
+            let script = script.as_deref().unwrap_or(command::DEFAULT_SCRIPT);
+            let files = [
+                ("README.md", command::readme(name)),
+                (".gitlab-ci.yml", command::ci_yaml(script)),
+            ];
+            match agent
+                .gitlab
+                .commit(name, command::BRANCH, "Hello, world", &files)
+                .await
+            {
+                Ok(sha) => format!(
+                    "committed {sha} to {name} on branch {}: README.md, .gitlab-ci.yml (job hello)",
+                    command::BRANCH
+                ),
+                Err(e) => format!("error: nothing was committed to {name}: {e}"),
+            }
+        }
+        Command::OpenMergeRequest(name) => {
+            match agent
+                .gitlab
+                .open_mr(name, command::BRANCH, "Hello, world")
+                .await
+            {
+                Ok((iid, true)) => format!(
+                    "opened merge request !{iid} in {name} ({} -> main)",
+                    command::BRANCH
+                ),
+                Ok((iid, false)) => format!(
+                    "merge request !{iid} in {name} is open already ({} -> main); nothing opened",
+                    command::BRANCH
+                ),
+                Err(e) => format!("error: no merge request was opened in {name}: {e}"),
+            }
+        }
+        Command::Pipeline(name) => {
+            match agent
+                .gitlab
+                .latest_pipeline(name, command::BRANCH, PIPELINE_WAIT)
+                .await
+            {
+                Ok(Some((pipeline, jobs))) => pipeline_text(name, &pipeline, &jobs),
+                Ok(None) => format!("error: no pipeline for {} in {name}", command::BRANCH),
+                Err(e) => format!("error: the pipeline of {name} is unknown: {e}"),
+            }
+        }
+        Command::Merge(name) => match agent.gitlab.merge(name, command::BRANCH).await {
+            Ok((iid, sha)) => format!("merged !{iid} into main of {name} (merge commit {sha})"),
+            Err(e) => format!("error: nothing was merged in {name}: {e}"),
+        },
+        Command::DeleteProject(name) => match agent.gitlab.delete_project(name).await {
+            Ok(Some(id)) => format!("deleted project {name} (id {id})"),
+            Ok(None) => format!("project {name} does not exist; nothing deleted"),
+            Err(e) => format!("error: project {name} was not deleted: {e}"),
+        },
     }
+}
+
+/// How long `!rave pipeline` waits for a running pipeline to finish.
+const PIPELINE_WAIT: Duration = Duration::from_secs(15);
+
+/// `pipeline 7 of NAME on hello-world: success (job hello: success)`.
+fn pipeline_text(name: &str, pipeline: &serde_json::Value, jobs: &[serde_json::Value]) -> String {
+    let status = pipeline["status"].as_str().unwrap_or("unknown");
+    let jobs: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            format!(
+                "job {}: {}",
+                j["name"].as_str().unwrap_or("?"),
+                j["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    let finished = crate::gitlab::FINAL_STATUSES.contains(&status);
+    format!(
+        "pipeline {} of {name} on {}: {status}{} ({})",
+        pipeline["id"],
+        command::BRANCH,
+        if finished { "" } else { ", not finished" },
+        if jobs.is_empty() {
+            "no jobs".to_string()
+        } else {
+            jobs.join(", ")
+        }
+    )
 }

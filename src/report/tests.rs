@@ -70,6 +70,7 @@ fn transcript_has_the_spec_fields_and_verifies() {
         "authentication_tests",
         "agent_control_tests",
         "sandbox_tests",
+        "e2e_tests",
         "performance_metrics",
         "security_validation",
         "image_digest",

@@ -38,6 +38,7 @@ pub struct Transcript<'a> {
     pub authentication_tests: Section,
     pub agent_control_tests: Section,
     pub sandbox_tests: Section,
+    pub e2e_tests: Section,
     pub performance_metrics: Performance,
     pub security_validation: Section,
     pub profiles: Vec<ProfileRef<'a>>,
@@ -171,6 +172,7 @@ pub fn build(report: &RunReport, info: &RunInfo, ephemeral: bool) -> serde_json:
         authentication_tests: Section::of(&in_phase(report, Phase::Oidc)),
         agent_control_tests: Section::of(&in_phase(report, Phase::Agent)),
         sandbox_tests: Section::of(&in_phase(report, Phase::Sandbox)),
+        e2e_tests: Section::of(&in_phase(report, Phase::E2e)),
         performance_metrics: Performance {
             safe_mode: report.safe_mode,
             budget_set: if report.safe_mode {
