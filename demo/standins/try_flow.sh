@@ -197,6 +197,18 @@ api GET "/projects/$ENC/pipelines/$PIPELINE/jobs"
 [ "$(field length)" = 0 ] || fail "the bad-yaml pipeline has jobs"
 ok "bad yaml: pipeline $PIPELINE failed, yaml_errors: $(jq -r .yaml_errors <<<"$(curl -sS --max-time 20 -H @"$WORK/auth-header" "$API/projects/$ENC/pipelines/$PIPELINE")")"
 
+# A job asking for another image runs in the demo image, and its trace says so.
+CI='img:\n  image: alpine:3.20\n  script:\n    - echo "running in $(head -1 /etc/passwd)"\n    - echo "CI_COMMIT_REF_NAME=$CI_COMMIT_REF_NAME"\n'
+commit image main "Another image" "$(jq -n --arg ci "$(printf "$CI")" '[{action: "update", file_path: ".gitlab-ci.yml", content: $ci}]')"
+pipeline_of image "$SHA"
+wait_pipeline "$PIPELINE" success
+api GET "/projects/$ENC/pipelines/$PIPELINE/jobs"
+api GET "/projects/$ENC/jobs/$(field '.[0].id')/trace"
+grep -q 'alpine:3.20' "$WORK/body" && grep -q 'using that instead' "$WORK/body" \
+  || fail "the trace does not say the demo image stood in for alpine:3.20"
+grep -q 'CI_COMMIT_REF_NAME=image' "$WORK/body" || fail "the job did not get CI_COMMIT_REF_NAME"
+ok "image alpine:3.20: ran in the demo image, the trace says so; CI variables set"
+
 # A stopped runner leaves the job pending; it runs once the runner goes on.
 kill -STOP "$RUNNER_PID"
 commit stopped main "While the runner is stopped" '[{"action": "create", "file_path": "note.txt", "content": "Hello\n"}]'
