@@ -417,7 +417,9 @@ pub fn prometheus(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
     )
 }
 
-/// A certificate for rave.local (and 127.0.0.1) from the demo CA, and nginx in front.
+/// A certificate for rave.local (and 127.0.0.1) from the demo CA, and nginx in
+/// front of Synapse and the IdP (TLS) and of the GitLab stand-in for git
+/// (plain HTTP on `ports.gitlab_git`).
 pub fn tls_front(layout: &Layout, ports: &Ports, ca: &DemoCa) -> Result<u32, UserError> {
     let state = &layout.state;
     let tls = state.join("tls");
@@ -451,6 +453,24 @@ http {{
     location /_synapse/client {{ proxy_pass http://127.0.0.1:{synapse}; proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto https; }}
     location / {{ proxy_pass http://127.0.0.1:{idp}; proxy_set_header Host $host; proxy_set_header X-Forwarded-Proto https; }}
   }}
+  # Git over HTTP to the GitLab stand-in (`gitlab.git_url`): bodies of any
+  # size, streamed both ways.
+  server {{
+    listen 127.0.0.1:{git_port};
+    server_name rave.local;
+    client_max_body_size 0;
+    location / {{
+      proxy_pass http://127.0.0.1:{gitlab};
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_request_buffering off;
+      proxy_buffering off;
+      proxy_connect_timeout 10s;
+      proxy_send_timeout 600s;
+      proxy_read_timeout 600s;
+    }}
+  }}
 }}
 "#,
         pid = p(&dir.join("nginx.pid")),
@@ -462,6 +482,8 @@ http {{
         key = p(&tls.join("front.key")),
         synapse = ports.synapse,
         idp = ports.idp,
+        git_port = ports.gitlab_git,
+        gitlab = ports.gitlab,
     );
     std::fs::write(dir.join("nginx.conf"), config).map_err(|e| UserError::new(e.to_string()))?;
     let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
@@ -529,6 +551,7 @@ tls_front.address = "127.0.0.1:{guest_tls}"
 tls_front.url = "https://127.0.0.1:{guest_tls}"
 tls_front.ca_file = {ca}
 gitlab.url = "http://127.0.0.1:{gitlab}"
+gitlab.git_url = "{git_url}"
 gitlab.sign_in_offers = "/users/auth/openid_connect"
 grafana.url = "http://127.0.0.1:{grafana}"
 grafana.oauth_provider = "generic_oauth"
@@ -557,6 +580,7 @@ agent.gitlab_namespace = "rave"
         tls = ports.tls_front,
         ca = s(state.join("tls/ca.pem")),
         gitlab = ports.gitlab,
+        git_url = super::git_url(ports),
         grafana = ports.grafana,
         podman = s(super::containers::socket(state)),
         container_image = super::containers::IMAGE,
@@ -584,7 +608,7 @@ agent.gitlab_namespace = "rave"
     text.push_str(
         r#"
 [stand_ins]
-gitlab = "demo stand-in (demo/standins/gitlab_grafana_standin.py answers GitLab's API shapes; readiness and runners from the demo's PostgreSQL)"
+gitlab = "demo stand-in (demo/standins/gitlab_grafana_standin.py answers GitLab's API shapes: readiness, runners, projects, merge requests, pipelines and jobs from the demo's PostgreSQL, repositories in real git served by git http-backend; jobs run by rave-runner, demo/standins/runner.py, the stand-in for gitlab-runner, in podman)"
 grafana = "demo stand-in (demo/standins/gitlab_grafana_standin.py answers Grafana's API shapes; database health from the demo's PostgreSQL)"
 "#,
     );

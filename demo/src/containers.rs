@@ -53,6 +53,24 @@ fn global_args(state: &Path) -> Vec<String> {
     ]
 }
 
+/// How to run the demo's podman from outside (the runner): the program and
+/// its global flags, and the environment it needs (CONTAINERS_CONF, written
+/// by [`start`]).
+pub fn podman_command(state: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let mut argv = vec!["podman".to_string()];
+    argv.extend(global_args(state));
+    let env = vec![(
+        "CONTAINERS_CONF".to_string(),
+        conf_path(state).display().to_string(),
+    )];
+    (argv, env)
+}
+
+/// The engine's containers.conf.
+fn conf_path(state: &Path) -> PathBuf {
+    dir(state).join("containers.conf")
+}
+
 /// Engine settings podman reads from CONTAINERS_CONF: its default
 /// RLIMIT_NOFILE (1048576) is above this host's hard limit, so containers
 /// get what the host allows.
@@ -169,7 +187,7 @@ pub async fn start(state: &Path) -> Result<u32, UserError> {
     )
     .map_err(|e| e.hint("install podman and runc (./scripts/setup.sh does)"))?;
 
-    let conf = d.join("containers.conf");
+    let conf = conf_path(state);
     std::fs::write(&conf, containers_conf())
         .map_err(|e| UserError::new(format!("cannot write {}: {e}", conf.display())))?;
     let mut args = global_args(state);

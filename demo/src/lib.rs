@@ -3,8 +3,14 @@
 //! an nginx proxy, podman's Docker API and a hardened guest VM (the host
 //! the security phase examines over ssh; its nginx is the TLS front), plus
 //! GitLab and Grafana STAND-INS (they cannot be installed here; they answer
-//! the real API shapes, database health and runners from the demo's
-//! PostgreSQL). Everything binds 127.0.0.1 on free ports and lives under one
+//! the real API shapes from live state: database health, runners,
+//! projects, merge requests, pipelines and jobs from the demo's PostgreSQL,
+//! repositories from real bare git repositories under
+//! `STATE/standins/git`, served over git smart HTTP by `git http-backend`
+//! behind this machine's nginx) and rave-runner, the STAND-IN for
+//! gitlab-runner (`demo/standins/runner.py`: it takes the stand-in's jobs
+//! and runs their scripts in podman containers of the demo image).
+//! Everything binds 127.0.0.1 on free ports and lives under one
 //! state directory; `up` also builds (or reuses) the demo guest image and
 //! writes `target.toml` for every phase the demo runs, `down` stops it all
 //! and removes the directory.
@@ -82,6 +88,8 @@ pub struct Ports {
     pub prometheus: u16,
     pub tls_front: u16,
     pub gitlab: u16,
+    /// nginx's plain-HTTP front of the GitLab stand-in for git (`gitlab.git_url`).
+    pub gitlab_git: u16,
     pub grafana: u16,
 }
 
@@ -244,6 +252,7 @@ pub async fn up(state: &Path, assets: &Assets) -> Result<StackInfo, UserError> {
         prometheus: free_port()?,
         tls_front: free_port()?,
         gitlab: free_port()?,
+        gitlab_git: free_port()?,
         grafana: free_port()?,
     };
     let layout = Layout {
@@ -398,6 +407,27 @@ async fn start_all(layout: &Layout, ports: &Ports) -> Result<StackInfo, UserErro
     .await?;
     timings.push(("nginx tls front".to_string(), t.elapsed()));
 
+    // The runner takes the stand-in's jobs once the engine and the git
+    // front are up.
+    let t = Instant::now();
+    let runner_pid = start_runner(layout, ports)?;
+    wait_ready(
+        state,
+        RUNNER,
+        Some(runner_pid),
+        Duration::from_secs(30),
+        || async {
+            let log = std::fs::read_to_string(process::log_path(state, RUNNER)).unwrap_or_default();
+            if log.contains("rave-runner: polling") {
+                Ok(())
+            } else {
+                Err("the runner has not polled the stand-in yet".to_string())
+            }
+        },
+    )
+    .await?;
+    timings.push(("rave-runner".to_string(), t.elapsed()));
+
     // The build, boot and sandbox phases use the demo guest image; the
     // security phase examines the booted guest.
     let t = Instant::now();
@@ -479,7 +509,8 @@ fn start_standins(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
         "gitlab_port": ports.gitlab,
         "grafana_port": ports.grafana,
         "token_file": state.join("secrets/gitlab_token"),
-        "state_file": state.join("standins/gitlab-state.json"),
+        "git_root": state.join("standins/git"),
+        "git_base_url": git_url(ports),
         "idp_issuer": format!("http://127.0.0.1:{}", ports.idp),
         "external_url": format!("http://127.0.0.1:{}", ports.gitlab),
         "runner_registration_token_file": state.join("secrets/gitlab_runner_registration_token"),
@@ -503,6 +534,59 @@ fn start_standins(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
                     .display()
                     .to_string(),
                 state.join("standins/config.json").display().to_string(),
+            ],
+            env: vec![],
+            cwd: None,
+        },
+    )
+}
+
+/// The URL git clones the stand-in's repositories from: nginx's plain-HTTP
+/// front (`gitlab.git_url` in the target).
+pub fn git_url(ports: &Ports) -> String {
+    format!("http://127.0.0.1:{}", ports.gitlab_git)
+}
+
+/// The runner's name in `run/` and `logs/`.
+pub const RUNNER: &str = "runner";
+
+/// Starts rave-runner (`demo/standins/runner.py`), the stand-in for
+/// gitlab-runner: it polls the GitLab stand-in with the token
+/// [`register_runner`] kept and runs each job's script in the demo's podman.
+fn start_runner(layout: &Layout, ports: &Ports) -> Result<u32, UserError> {
+    let state = &layout.state;
+    let (podman, podman_env) = containers::podman_command(state);
+    let config = serde_json::json!({
+        "gitlab_url": format!("http://127.0.0.1:{}", ports.gitlab),
+        "token_file": state.join(RUNNER_TOKEN),
+        "podman": podman,
+        "podman_env": podman_env
+            .into_iter()
+            .map(|(k, v)| (k, serde_json::Value::String(v)))
+            .collect::<serde_json::Map<_, _>>(),
+        "image": containers::IMAGE,
+        "builds_dir": state.join("runner/builds"),
+        "poll_interval": 1,
+    });
+    std::fs::create_dir_all(state.join("runner/builds")).map_err(|e| {
+        UserError::new(format!(
+            "cannot create {}: {e}",
+            state.join("runner/builds").display()
+        ))
+    })?;
+    write_private(&state.join("runner/config.json"), &config.to_string())?;
+    spawn(
+        state,
+        &Launch {
+            name: RUNNER,
+            program: python(layout),
+            args: vec![
+                layout
+                    .assets
+                    .join("demo/standins/runner.py")
+                    .display()
+                    .to_string(),
+                state.join("runner/config.json").display().to_string(),
             ],
             env: vec![],
             cwd: None,
