@@ -174,6 +174,8 @@ check_kinds! {
     sshd => Sshd,
     nftables => Nftables,
     agent_command => AgentCommand,
+    git => Git,
+    gitlab_pipeline => GitlabPipeline,
 }
 
 impl ProbeSpec {
