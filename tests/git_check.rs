@@ -259,6 +259,34 @@ async fn refused_credentials_come_from_the_helper_and_never_show() {
     let v = run(&spec(&format!("url = \"{url}\"")), &ctx).await;
     assert_fails_with(&v, "asks for credentials and the check sends none");
 
+    // Over https: the CA of `ca_file` is trusted, and without it git says why.
+    let ca = testutil::ca();
+    let refusal = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"GitLab\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    let tls = testutil::serve(
+        refusal.to_string(),
+        Duration::ZERO,
+        Some(testutil::leaf(&ca, &["localhost"], 30)),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).unwrap();
+    let https = format!(
+        "url = \"https://localhost:{}/rave/hello-world.git\"\npassword = \"{password}\"",
+        tls.port()
+    );
+    let v = run(
+        &spec(&format!("{https}\nca_file = \"{}\"", ca_file.display())),
+        &ctx,
+    )
+    .await;
+    assert_fails_with(&v, "the remote refused the credentials (username oauth2)");
+    let v = run(&spec(&https), &ctx).await;
+    assert_fails_with(
+        &v,
+        "set `ca_file` to the CA that signed the server's certificate",
+    );
+
     // The same remote as a name only the host resolves, through its SOCKS proxy.
     let tunnel = Arc::new(RelayTunnel::new().map_name("git.host-only.invalid", "127.0.0.1"));
     let mut via_host = ProbeContext::for_tests(20);

@@ -92,6 +92,9 @@ fn failure_text(f: &StepFailure, remote: &str, username: Option<&str>) -> String
     {
         return format!("git {} failed: {last} (set `ca_file` to the CA that signed the server's certificate)", f.step);
     }
+    if f.reason == "exit code 127" && err.contains("no such file") {
+        return format!("git is not installed on this machine (not on PATH): {last}");
+    }
     if f.stderr.trim().is_empty() {
         return format!("git {} failed: {}", f.step, f.reason);
     }

@@ -28,6 +28,23 @@ const MAX_TREE: usize = 100_000;
 
 const USER_VAR: &str = "SPINUP_SMOKE_GIT_USERNAME";
 const PASSWORD_VAR: &str = "SPINUP_SMOKE_GIT_PASSWORD";
+/// Variables of the validator's environment that would change what git
+/// reads or trusts (another repository, configuration given by the
+/// environment, no certificate check); `env -u` removes them.
+const UNSET: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_SSL_NO_VERIFY",
+    "GIT_PROXY_COMMAND",
+];
+
 /// Answers git's `get` with the user name and password from the environment.
 const HELPER: &str = "!f() { test \"$1\" = get || exit 0; echo \"username=${SPINUP_SMOKE_GIT_USERNAME}\"; echo \"password=${SPINUP_SMOKE_GIT_PASSWORD}\"; }; f";
 
@@ -116,13 +133,18 @@ impl Git<'_> {
     async fn run(&mut self, args: &[&str], cwd: Option<&Path>) -> Result<Vec<u8>, StepFailure> {
         let step = args.first().copied().unwrap_or("").to_string();
         let mut all: Vec<String> = Vec::new();
+        for name in UNSET {
+            all.push("-u".into());
+            all.push(name.to_string());
+        }
+        all.push("git".into());
         for c in &self.config {
             all.push("-c".into());
             all.push(c.clone());
         }
         all.extend(args.iter().map(|a| a.to_string()));
         let command = CommandSpec {
-            program: "git".into(),
+            program: "env".into(),
             args: all,
             env: self.env.clone(),
             cwd: cwd.map(Path::to_path_buf),
@@ -156,7 +178,7 @@ impl Git<'_> {
                 Err(fail(reason, &partial.stderr))
             }
             Err(e) => {
-                let reason = format!("{e} (is git installed?)");
+                let reason = format!("{e} (are env and git installed?)");
                 self.steps.push(format!("$ {shown}: {reason}"));
                 Err(fail(reason, b""))
             }
@@ -226,6 +248,7 @@ async fn gather(
         env.insert(USER_VAR.into(), user.to_string());
         env.insert(PASSWORD_VAR.into(), password.0.clone());
     }
+    let mut git_env_ca = None;
     if let Remote::Http(_) = spec.remote {
         if let Some(ca) = &spec.ca_file {
             if !ca.is_file() {
@@ -238,6 +261,8 @@ async fn gather(
                 ));
             }
             config.push(format!("http.sslCAInfo={}", ca.display()));
+            // The variable overrides the setting: ours must win.
+            git_env_ca = Some(ca.display().to_string());
         }
         if let Some(proxy) = via::socks_proxy(route, ctx.deadline)
             .await
@@ -245,6 +270,9 @@ async fn gather(
         {
             config.push(format!("http.proxy=socks5h://{proxy}"));
         }
+    }
+    if let Some(ca) = git_env_ca {
+        env.insert("GIT_SSL_CAINFO".into(), ca);
     }
     let mut git = Git {
         ctx,
