@@ -77,7 +77,8 @@ async fn gitlab_standin(
     let db = serde_json::json!({"user": "gitlab", "dbname": dbname, "password_file": dir.join("db_password")});
     let config = serde_json::json!({
         "gitlab_port": port, "grafana_port": free_port(),
-        "token_file": dir.join("gitlab_token"), "state_file": dir.join("gitlab_state.json"),
+        "token_file": dir.join("gitlab_token"), "git_root": dir.join("git"),
+        "git_base_url": format!("http://127.0.0.1:{port}"),
         "idp_issuer": "http://127.0.0.1:9", "external_url": format!("http://127.0.0.1:{port}"),
         "runner_registration_token_file": dir.join("registration_token"),
         "postgres": {"host": "127.0.0.1", "port": cluster.port}, "gitlab_db": db, "grafana_db": db,

@@ -29,7 +29,7 @@ fn write_target(dir: &Path, addr: &str) -> PathBuf {
     }
     let (host, port) = addr.rsplit_once(':').unwrap();
     let mut text = format!(
-        "name = \"wrong-answers\"\n[vars]\ngitlab.url = \"http://{addr}\"\ngitlab.sign_in_offers = \"/users/auth/openid_connect\"\ngrafana.url = \"http://{addr}\"\ngrafana.oauth_provider = \"generic_oauth\"\nsynapse.url = \"http://{addr}\"\nsynapse.server_name = \"rave.local\"\nsynapse.operator_user = \"operator\"\nprometheus.url = \"http://{addr}\"\nidp.issuer = \"https://idp.rave.local\"\npostgres.host = \"{host}\"\npostgres.port = \"{port}\"\ntls_front.address = \"{addr}\"\ntls_front.host = \"rave.local\"\ntls_front.ca_file = \"{}\"\n[secrets]\n",
+        "name = \"wrong-answers\"\n[vars]\ngitlab.url = \"http://{addr}\"\ngitlab.sign_in_offers = \"/users/auth/openid_connect\"\ngrafana.url = \"http://{addr}\"\ngrafana.oauth_provider = \"generic_oauth\"\nsynapse.url = \"http://{addr}\"\nsynapse.server_name = \"rave.local\"\nsynapse.operator_user = \"operator\"\nprometheus.url = \"http://{addr}\"\nidp.issuer = \"https://idp.rave.local\"\npostgres.host = \"{host}\"\npostgres.port = \"{port}\"\ntls_front.address = \"{addr}\"\ntls_front.host = \"rave.local\"\ntls_front.ca_file = \"{}\"\ngitlab.git_url = \"http://{addr}\"\nagent.user = \"@rave-agent:rave.local\"\nagent.room = \"#rave-control:rave.local\"\nagent.gitlab_namespace = \"rave\"\n[secrets]\n",
         ca_file.display()
     );
     for name in ["gitlab_token", "synapse_operator_password"] {
@@ -105,6 +105,13 @@ fn http_cases() -> Vec<HttpCase> {
         ("grafana.toml", "grafana.oauth", json("404 Not Found", r#"{"message":"Not found"}"#), "status 404"),
         // Synapse up but its database pool broken.
         ("matrix.toml", "synapse.health", answer("503 Service Unavailable", "content-type: text/plain\r\n", ""), "status 503"),
+        // The e2e flow: the project has no main branch (created without a
+        // README, or not at all).
+        ("../scenarios/hello_world.toml", "e2e.project-exists", json("404 Not Found", r#"{"message":"404 Branch Not Found"}"#), "status 404"),
+        // The merge request was closed instead of left open.
+        ("../scenarios/hello_world.toml", "e2e.merge-request-open", json("200 OK", r#"[{"source_branch":"hello-world","target_branch":"main","state":"closed"}]"#), "/0/state = \"closed\""),
+        // The cleanup did not delete the project.
+        ("../scenarios/hello_world.toml", "e2e.project-gone", json("200 OK", r#"{"id":7,"path":"hello-world-1"}"#), "status 200"),
         // Prometheus still replaying its WAL.
         ("prometheus.toml", "prometheus.ready", answer("503 Service Unavailable", "content-type: text/plain\r\n", "Service Unavailable"), "status 503"),
     ]

@@ -41,11 +41,12 @@ use spinup_smoke::error::UserError;
 /// The profiles the demo validates, relative to the assets directory: the
 /// configuration (its own checkout), every service profile, the security of
 /// the guest host (through its ssh target), the sign-in flows, the VM
-/// scenario, the agent's commands over Matrix and the performance budgets
-/// (the guest host's peak memory from inside, through its ssh target). The binary's self-test
+/// scenario, the agent's commands over Matrix, the hello-world flow and the
+/// performance budgets (the guest host's peak memory from inside, through
+/// its ssh target). The binary's self-test
 /// (scenarios/selftest.toml) is not among them: its checks cannot fail, so
 /// they would claim phases the demo does not examine.
-pub const PROFILES: [&str; 14] = [
+pub const PROFILES: [&str; 15] = [
     "health-checks/config.toml",
     "health-checks/postgres.toml",
     "health-checks/matrix.toml",
@@ -58,18 +59,15 @@ pub const PROFILES: [&str; 14] = [
     "scenarios/oidc.toml",
     "scenarios/agent.toml",
     "scenarios/vm.toml",
+    "scenarios/hello_world.toml",
     "health-checks/performance.toml",
     "health-checks/performance-host.toml",
 ];
 
 /// The phases a demo run must examine (each ran at least one check), or
-/// it FAILS: every phase but e2e, whose flow is not part of the demo yet.
+/// it FAILS: all ten.
 pub fn required_phases() -> Vec<spinup_smoke::check::Phase> {
-    use spinup_smoke::check::Phase;
-    Phase::ALL
-        .into_iter()
-        .filter(|p| *p != Phase::E2e)
-        .collect()
+    spinup_smoke::check::Phase::ALL.to_vec()
 }
 
 /// Where the demo's parts are.

@@ -955,3 +955,184 @@ fn idp_login(state: &Path, work: &Path) {
         "ends at the client with a code: {next}"
     );
 }
+
+/// `scenarios/hello_world.toml` with `edits` (from, to) applied, written
+/// into `dir`.
+fn hello_world_variant(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo().join("scenarios/hello_world.toml")).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "hello_world.toml has no `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The e2e flow against the demo: it passes, every step with its own
+/// result (the GitLab ones marked stand-in); a job that fails makes
+/// `e2e.pipeline` FAIL with the job log's tail while the cleanup still runs;
+/// a stopped runner makes it FAIL at its deadline naming the pending job;
+/// a frozen agent fails the command checks, the cleanup's too; a run
+/// killed halfway is followed by a run that passes.
+#[test]
+#[cfg_attr(
+    missing = "demo",
+    ignore = "needs the demo stack (PostgreSQL, Synapse, the IdP, Prometheus, nginx, podman, QEMU): ./scripts/setup.sh installs it"
+)]
+fn e2e_flow_passes_a_failing_job_or_stopped_runner_fails_the_pipeline_and_a_killed_run_does_not_matter(
+) {
+    require_stack();
+    let (dir, state) = state_dir();
+    let out = dir.path().join("out");
+    let up = demo().args(["up", "--state"]).arg(&state).output().unwrap();
+    let _down = StackDown(state.clone());
+    assert!(up.status.success(), "demo up failed:\n{}", text(&up));
+    let flow = repo().join("scenarios/hello_world.toml");
+    let steps = [
+        "e2e.create-project",
+        "e2e.project-exists",
+        "e2e.commit",
+        "e2e.commit-cloned",
+        "e2e.merge-request",
+        "e2e.merge-request-open",
+        "e2e.pipeline",
+        "e2e.pipeline-reported",
+        "e2e.merge",
+        "e2e.merged",
+        "e2e.cleanup",
+        "e2e.project-gone",
+    ];
+
+    let (code, doc) = run_profiles(&state, &out, std::slice::from_ref(&flow));
+    assert_eq!(code, 0, "{}", results(&doc));
+    for id in steps {
+        assert_eq!(status_of(&doc, id), "PASS", "{id}: {}", results(&doc));
+    }
+    assert_eq!(doc["e2e_tests"]["status"], "SUCCESS", "{}", results(&doc));
+    assert_eq!(doc["e2e_tests"]["passed"], steps.len(), "{}", results(&doc));
+    assert_eq!(result_of(&doc, "e2e.pipeline")["stand_in"], true);
+    assert_eq!(result_of(&doc, "e2e.commit-cloned")["stand_in"], true);
+    let pipeline = result_of(&doc, "e2e.pipeline")["evidence"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        pipeline.contains("hello-world: job hello passed"),
+        "{pipeline}"
+    );
+
+    // A failing job: the pipeline FAILS with the log's tail, later steps
+    // are skipped, the cleanup runs and the project is gone.
+    let failing = hello_world_variant(
+        dir.path(),
+        "failing-job",
+        &[(
+            "command = \"!rave commit hello-world-${run.id}\"",
+            "command = \"!rave commit hello-world-${run.id} echo the-job-breaks-here; exit 3\"",
+        )],
+    );
+    let (code, doc) = run_profiles(&state, &out, &[failing]);
+    assert_eq!(code, 1, "{}", results(&doc));
+    assert_eq!(status_of(&doc, "e2e.pipeline"), "FAIL", "{}", results(&doc));
+    let failed = result_of(&doc, "e2e.pipeline");
+    let said = format!("{} {}", failed["found"], failed["evidence"]);
+    assert!(said.contains("failed"), "{said}");
+    assert!(
+        said.contains("the-job-breaks-here"),
+        "the job log's tail: {said}"
+    );
+    for id in ["e2e.pipeline-reported", "e2e.merge", "e2e.merged"] {
+        assert_eq!(status_of(&doc, id), "SKIP", "{id}: {}", results(&doc));
+    }
+    for id in ["e2e.cleanup", "e2e.project-gone"] {
+        assert_eq!(status_of(&doc, id), "PASS", "{id}: {}", results(&doc));
+    }
+
+    // A stopped runner: the job stays pending and the pipeline check FAILS
+    // at its deadline, saying so; the cleanup still runs.
+    let runner = recorded_pid(&state, "runner");
+    let short = hello_world_variant(
+        dir.path(),
+        "stopped-runner",
+        &[("timeout = \"90s\"", "timeout = \"12s\"")],
+    );
+    // SAFETY: freezing and thawing the runner's process group that `up` started.
+    unsafe { libc::killpg(runner as i32, libc::SIGSTOP) };
+    let (code, doc) = run_profiles(&state, &out, &[short]);
+    unsafe { libc::killpg(runner as i32, libc::SIGCONT) };
+    assert_eq!(code, 1, "{}", results(&doc));
+    assert_eq!(status_of(&doc, "e2e.pipeline"), "FAIL", "{}", results(&doc));
+    let stuck = result_of(&doc, "e2e.pipeline");
+    let said = format!("{} {}", stuck["found"], stuck["evidence"]);
+    assert!(said.contains("pending"), "{said}");
+    assert!(said.contains("no runner"), "{said}");
+    for id in ["e2e.cleanup", "e2e.project-gone"] {
+        assert_eq!(status_of(&doc, id), "PASS", "{id}: {}", results(&doc));
+    }
+
+    // A frozen agent: its command checks FAIL at their deadline, the
+    // cleanup included (nobody answered it), and nothing was created.
+    let agent = recorded_pid(&state, "rave-agent");
+    // SAFETY: freezing and thawing the agent's process group that `up` started.
+    unsafe { libc::killpg(agent as i32, libc::SIGSTOP) };
+    let (code, doc) = run_profiles(&state, &out, std::slice::from_ref(&flow));
+    unsafe { libc::killpg(agent as i32, libc::SIGCONT) };
+    assert_eq!(code, 1, "{}", results(&doc));
+    for id in ["e2e.create-project", "e2e.cleanup"] {
+        assert_eq!(status_of(&doc, id), "FAIL", "{id}: {}", results(&doc));
+        let found = result_of(&doc, id)["found"].as_str().unwrap_or("");
+        assert!(found.contains("no reply from"), "{id}: {found}");
+    }
+    assert_eq!(status_of(&doc, "e2e.project-exists"), "SKIP");
+    assert_eq!(
+        status_of(&doc, "e2e.project-gone"),
+        "PASS",
+        "{}",
+        results(&doc)
+    );
+
+    // A run killed halfway (after its commit), then a new run: it passes.
+    let killed_out = dir.path().join("killed");
+    let mut killed = validator()
+        .arg("run")
+        .arg("--profile")
+        .arg(&flow)
+        .arg("--target")
+        .arg(state.join("target.toml"))
+        .arg("--out")
+        .arg(&killed_out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut console = std::io::BufReader::new(killed.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut console, &mut line).unwrap();
+        assert!(n > 0, "the run ended before its commit step: {seen}");
+        seen.push_str(&line);
+        if line.contains("e2e.commit ") {
+            break;
+        }
+    }
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let (code, doc) = run_profiles(&state, &out, std::slice::from_ref(&flow));
+    assert_eq!(code, 0, "{}", results(&doc));
+    for id in steps {
+        assert_eq!(
+            status_of(&doc, id),
+            "PASS",
+            "after a killed run, {id}: {}",
+            results(&doc)
+        );
+    }
+
+    let down = demo()
+        .args(["down", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
+}
