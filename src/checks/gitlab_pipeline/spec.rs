@@ -112,7 +112,7 @@ impl TryFrom<RawSpec> for Spec {
             return Err("`ref` is empty: name the branch, e.g. `ref = \"main\"`".into());
         }
         if let Some(sha) = &raw.sha {
-            if sha.len() < 7 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            if !(7..=40).contains(&sha.len()) || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(format!(
                     "`sha = \"{sha}\"` is not a commit id: write its 40 hex digits (at least 7)"
                 ));
