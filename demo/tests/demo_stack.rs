@@ -648,6 +648,19 @@ impl Drop for StackDown {
     }
 }
 
+/// A running stack in a fresh state directory: (its temporary directory,
+/// the state, an output directory, the guard that takes it down even when
+/// an assertion fails: no stack outlives its test).
+fn stack_up() -> (tempfile::TempDir, PathBuf, PathBuf, StackDown) {
+    require_stack();
+    let (dir, state) = state_dir();
+    let out = dir.path().join("out");
+    let up = demo().args(["up", "--state"]).arg(&state).output().unwrap();
+    let down = StackDown(state.clone());
+    assert!(up.status.success(), "demo up failed:\n{}", text(&up));
+    (dir, state, out, down)
+}
+
 /// The pid `up` recorded for `name` (`run/<name>.pid`).
 fn recorded_pid(state: &Path, name: &str) -> u32 {
     std::fs::read_to_string(state.join(format!("run/{name}.pid")))
@@ -672,13 +685,7 @@ fn recorded_pid(state: &Path, name: &str) -> u32 {
 )]
 fn agent_phase_passes_survives_a_synapse_restart_and_a_frozen_or_stopped_agent_fails_at_the_deadline(
 ) {
-    require_stack();
-    let (dir, state) = state_dir();
-    let out = dir.path().join("out");
-    let up = demo().args(["up", "--state"]).arg(&state).output().unwrap();
-    // Down even when an assertion fails: no stack outlives the test.
-    let _down = StackDown(state.clone());
-    assert!(up.status.success(), "demo up failed:\n{}", text(&up));
+    let (_dir, state, out, _down) = stack_up();
     let agent_profile = [repo().join("scenarios/agent.toml")];
 
     let (code, doc) = run_profiles(&state, &out, &agent_profile);
@@ -982,12 +989,7 @@ fn hello_world_variant(dir: &Path, name: &str, edits: &[(&str, &str)]) -> PathBu
 )]
 fn e2e_flow_passes_a_failing_job_or_stopped_runner_fails_the_pipeline_and_a_killed_run_does_not_matter(
 ) {
-    require_stack();
-    let (dir, state) = state_dir();
-    let out = dir.path().join("out");
-    let up = demo().args(["up", "--state"]).arg(&state).output().unwrap();
-    let _down = StackDown(state.clone());
-    assert!(up.status.success(), "demo up failed:\n{}", text(&up));
+    let (dir, state, out, _down) = stack_up();
     let flow = repo().join("scenarios/hello_world.toml");
     let steps = [
         "e2e.create-project",
