@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use spinup_smoke::check::{ProbeContext, Verdict};
 use spinup_smoke::checks::git::{run, Spec};
 use spinup_smoke::checks::testutil::{self, http_response, RelayTunnel};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs git for the fixtures, isolated from the user's configuration.
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -97,32 +96,13 @@ fn leftovers() -> Vec<PathBuf> {
 /// A smart-HTTP remote that refuses every request with 401 (as GitLab does
 /// without valid credentials) and records each request's head.
 async fn refusing_remote() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                log.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&head).into_owned());
-                let _ = s
-                    .write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"GitLab\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
+    let addr = testutil::serve_fn(move |head| {
+        log.lock().unwrap().push(head.to_string());
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"GitLab\"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+    })
+    .await;
     (addr, seen)
 }
 

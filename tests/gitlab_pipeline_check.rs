@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use spinup_smoke::check::{ProbeContext, Verdict};
 use spinup_smoke::checks::gitlab_pipeline::{run, Spec};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use spinup_smoke::checks::testutil;
 
 const TOKEN: &str = "glpat-test-token";
 const SHA: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -109,29 +109,9 @@ fn answer(script: &Script, seen: &Mutex<Seen>, head: &str) -> String {
 
 /// Serves `script` on a local port; returns its base URL and what it saw.
 async fn gitlab(script: Script) -> (String, Arc<Mutex<Seen>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Seen::default()));
     let state = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let script = script.clone();
-            let state = state.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let reply = answer(&script, &state, &String::from_utf8_lossy(&head));
-                let _ = s.write_all(reply.as_bytes()).await;
-                let _ = s.shutdown().await;
-            });
-        }
-    });
+    let addr = testutil::serve_fn(move |head| answer(&script, &state, head)).await;
     (format!("http://{addr}"), seen)
 }
 

@@ -75,6 +75,37 @@ pub async fn serve(
     addr
 }
 
+/// Answers every connection with `reply(head)`, where `head` is the
+/// request's line and headers (read up to the blank line): a server whose
+/// answers depend on the request, or that records what it was sent.
+/// Returns the bound address.
+pub async fn serve_fn(
+    reply: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reply = Arc::new(reply);
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let reply = reply.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = reply(&String::from_utf8_lossy(&head));
+                let _ = s.write_all(response.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
 /// A TLS acceptor presenting `cert` (DER) with its PKCS#8 `key`, as
 /// [`leaf`] returns them.
 pub fn tls_acceptor(cert: Vec<u8>, key: Vec<u8>) -> tokio_rustls::TlsAcceptor {
