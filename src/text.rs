@@ -1,4 +1,4 @@
-//! Bounded text: excerpts that fit a transcript field; shell-style glob
+//! Bounded text: excerpts and tails that fit a transcript field; shell-style glob
 //! matching of `/`-separated paths.
 
 use std::fmt::Write as _;
@@ -15,6 +15,23 @@ pub fn excerpt(text: &str, max: usize) -> String {
     let mut out = text[..end].to_string();
     let _ = write!(out, "... [{} more bytes]", text.len() - end);
     out
+}
+
+/// The last `max` bytes of `text` (fewer, to start on a char boundary).
+pub fn tail(text: &str, max: usize) -> &str {
+    let mut start = text.len().saturating_sub(max);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// [`tail`], marked with a leading `...` when something was cut.
+pub fn marked_tail(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    format!("...{}", tail(text, max))
 }
 
 /// Whether `path` (components separated by `/`) matches the glob `pattern`:
@@ -64,6 +81,21 @@ pub fn component_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tails_end_the_text_and_start_on_a_char_boundary() {
+        let cases = [
+            ("abcdef", 3, "def", "...def"),
+            ("abc", 3, "abc", "abc"),
+            ("abc", 10, "abc", "abc"),
+            // "é" is two bytes: a cut inside it moves past it.
+            ("xéyz", 3, "yz", "...yz"),
+        ];
+        for (text, max, plain, marked) in cases {
+            assert_eq!(tail(text, max), plain, "{text} {max}");
+            assert_eq!(marked_tail(text, max), marked, "{text} {max}");
+        }
+    }
 
     #[test]
     fn globs_match_components_and_any_depth() {

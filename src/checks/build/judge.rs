@@ -3,6 +3,7 @@
 
 use super::spec::Spec;
 use crate::check::{all_of, Verdict};
+use crate::text::tail;
 
 /// One run of the build command.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -29,13 +30,6 @@ pub struct Facts {
     pub scratch_dirs: Vec<String>,
 }
 
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
 
 /// What a build command said about itself in `key=value` lines of its
 /// stdout (the last of each key counts): `cached=true` when it served the

@@ -2,6 +2,7 @@
 
 use super::spec::Spec;
 use crate::check::{all_of, excerpt, Verdict};
+use crate::text::marked_tail as tail;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Facts {
@@ -16,16 +17,6 @@ pub struct Facts {
     pub duration_ms: f64,
 }
 
-fn tail(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("...{}", &text[start..])
-}
 
 pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
     let evidence = format!(

@@ -18,6 +18,7 @@ use crate::check::{excerpt, ProbeContext};
 use crate::checks::via::{self, Route};
 use crate::error::error_chain;
 use crate::os::{CommandExecutor, CommandSpec, ExecError, LocalExecutor};
+use crate::text::marked_tail as tail;
 
 /// Each file is read up to this size.
 pub const MAX_FILE: usize = 64 * 1024;
@@ -186,17 +187,6 @@ impl Git<'_> {
     }
 }
 
-/// The last `max` bytes of `text`, on a char boundary.
-fn tail(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut start = text.len() - max;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("...{}", &text[start..])
-}
 
 /// The facts, or as many as were gathered before a step failed.
 pub async fn probe(spec: &Spec, ctx: &ProbeContext, route: &Route) -> Facts {

@@ -5,6 +5,7 @@
 use super::spec::Spec;
 use crate::check::{all_of, Verdict};
 use crate::vm::{ByteSize, TeardownReport};
+use crate::text::tail;
 
 /// MemTotal and nproc as the guest reports them.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -56,13 +57,6 @@ pub struct Facts {
     pub cycle_seconds: f64,
 }
 
-fn tail(text: &str, max: usize) -> &str {
-    let mut start = text.len().saturating_sub(max);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
 
 pub fn judge(spec: &Spec, facts: &Facts) -> Verdict {
     let mut evidence = Vec::new();
